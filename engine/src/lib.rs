@@ -1,6 +1,35 @@
-//! The FlyTrap data plane (issue: thread-per-core engine).
+//! The FlyTrap data plane: a thread-per-core MQTT proxy engine on glommio (io_uring).
 //!
-//! Will hold: one glommio executor per core, TCP and TLS listeners on `SO_REUSEPORT` sockets,
-//! one broker connection per client from a pool of source addresses, zero-copy forwarding framed
-//! by `flytrap-proto`, connection limits, and the authorisation hook. It never depends on
-//! `flytrap-chain`: the authorisation plane is plugged in through a trait.
+//! One executor per core, pinned; each accepts on its own `SO_REUSEPORT` listener, so the
+//! kernel spreads connections over the cores and a connection lives on one shard for its whole
+//! life. Everything a connection touches is shard-local: no locks on the hot path.
+//!
+//! The life of a connection (see `ARCHITECTURE.md` for the whole picture):
+//!
+//! 1. **accept** — limits are checked before any TLS handshake ([`limits`]);
+//! 2. **handshake** — TLS if the listener has it ([`tls`]);
+//! 3. **CONNECT** — read within `connect_timeout`, decoded by `flytrap-proto`, authenticated
+//!    through the [`Authorizer`] hook, rewritten (credentials stripped) and sent to a broker
+//!    ([`upstream`]);
+//! 4. **forward** — two pumps ([`pump`]) move whole frames both ways; PUBLISH, SUBSCRIBE and
+//!    deliveries are checked through the hook first, denials are answered by the proxy;
+//! 5. **close** — either side closing ends both.
+//!
+//! The engine never depends on the chain crate: authorisation arrives through [`Authorizer`],
+//! and ships here with [`AllowAll`].
+
+pub mod authz;
+pub mod config;
+mod conn;
+mod io;
+pub mod limits;
+pub mod metrics;
+mod pump;
+mod shard;
+pub mod tls;
+pub mod upstream;
+
+pub use authz::{AllowAll, Authorizer, Check, ConnectInfo, Verdict};
+pub use config::{EngineConfig, TlsFiles};
+pub use metrics::Metrics;
+pub use shard::{Engine, EngineError, Stopper};

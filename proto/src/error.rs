@@ -210,6 +210,12 @@ pub enum Error {
     /// CONNACK flags with reserved bits set (MQTT-3.2.2-1).
     #[error("CONNACK reserved flags set")]
     ConnAckReservedFlags,
+    /// A topic alias of 0 or above the receiver's Topic Alias Maximum.
+    #[error("topic alias {0} is outside the allowed range")]
+    TopicAliasInvalid(u16),
+    /// An empty topic with an alias that was never set.
+    #[error("topic alias {0} has no topic")]
+    UnknownTopicAlias(u16),
     /// A reason or return code the packet type does not define.
     #[error("reason code {code:#04x} is not valid in {packet_type}")]
     InvalidReasonCode {
@@ -239,6 +245,8 @@ impl Error {
             | Error::InvalidPropertyValue(_)
             | Error::AuthDataWithoutMethod
             | Error::TopicAliasZero
+            | Error::TopicAliasInvalid(_)
+            | Error::UnknownTopicAlias(_)
             | Error::EmptyTopic
             | Error::NoTopicFilters(_)
             | Error::NoLocalOnSharedSubscription
@@ -256,7 +264,7 @@ impl Error {
             Error::UnsupportedProtocolLevel(_) | Error::InvalidProtocolName => {
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
             }
-            Error::TopicAliasZero => ReasonCode::TOPIC_ALIAS_INVALID,
+            Error::TopicAliasZero | Error::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
             Error::Topic {
                 field: Field::TopicFilter,
                 ..

@@ -26,6 +26,7 @@
 //! ```
 
 mod ack;
+mod alias;
 mod auth;
 mod connack;
 mod connect;
@@ -47,6 +48,7 @@ mod varint;
 mod writer;
 
 pub use ack::{Ack, AckKind};
+pub use alias::TopicAliases;
 pub use auth::Auth;
 pub use connack::ConnAck;
 pub use connect::{Connect, Will};

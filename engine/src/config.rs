@@ -1,0 +1,68 @@
+//! What the engine needs to run, as plain data. The `flytrap` binary fills it from TOML.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Number of shards (executors), each pinned to one CPU.
+    pub shards: usize,
+    /// CPUs to pin shards to, in order; empty = the first `shards` CPUs available.
+    pub cpus: Vec<usize>,
+    /// Plain TCP listener.
+    pub listen_tcp: Option<SocketAddr>,
+    /// TLS listener.
+    pub listen_tls: Option<SocketAddr>,
+    /// Certificate and key for the TLS listener.
+    pub tls: Option<TlsFiles>,
+    /// Brokers; a client is placed on one by a hash of its client identifier.
+    pub brokers: Vec<SocketAddr>,
+    /// Time allowed between accept and a complete CONNECT (slow-loris defence).
+    pub connect_timeout: Duration,
+    /// Time allowed to open the broker connection.
+    pub broker_connect_timeout: Duration,
+    /// Largest packet accepted from either side, fixed header included.
+    pub max_packet_size: usize,
+    /// Connections held at once by this process (0 = unlimited).
+    pub max_connections: usize,
+    /// Connections held at once from one source IP by this process (0 = unlimited).
+    pub max_connections_per_ip: usize,
+    /// New connections per second per source IP, checked at accept (0 = unlimited).
+    pub connection_rate_per_ip: u32,
+    /// How long a SIGTERM waits for connections to finish before closing them.
+    pub drain_timeout: Duration,
+    /// Close the connection after a denied PUBLISH (`authz.deny_action = "disconnect"`).
+    pub deny_disconnect: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            shards: 1,
+            cpus: Vec::new(),
+            listen_tcp: None,
+            listen_tls: None,
+            tls: None,
+            brokers: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            broker_connect_timeout: Duration::from_secs(5),
+            max_packet_size: 1 << 20,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            connection_rate_per_ip: 0,
+            drain_timeout: Duration::from_secs(10),
+            deny_disconnect: false,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! One client connection, from its first byte to its close.
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use flytrap_proto::{
+    ConnAck, ConnectRewrite, Framer, Packet, Property, ReasonCode, Version, rewrite_connect,
+};
+use futures_lite::future;
+
+use crate::authz::{Authorizer, ConnectInfo};
+use crate::io::{ClientStream, Reader, Writer, split};
+use crate::pump::{Ctx, End, Shared};
+use crate::shard::ShardCtx;
+use crate::upstream;
+
+/// Reads until one whole frame is in `buf`, and splits it off.
+async fn read_frame(
+    rd: &mut Reader<ClientStream>,
+    buf: &mut BytesMut,
+    framer: Framer,
+) -> Result<Bytes, Option<flytrap_proto::Error>> {
+    loop {
+        match framer.poll_frame(buf) {
+            Ok(Some(frame)) => return Ok(frame),
+            Ok(None) => {}
+            Err(e) => return Err(Some(e)),
+        }
+        let len = buf.len();
+        buf.resize(len + 512.max(buf.capacity() - len), 0);
+        let n = rd.read(&mut buf[len..]).await.map_err(|_| None)?;
+        buf.truncate(len + n);
+        if n == 0 {
+            return Err(None);
+        }
+    }
+}
+
+/// The protocol level a CONNECT frame claims, if it gets that far: used to answer a CONNECT
+/// that fails to decode in the client's own version.
+fn claimed_version(frame: &[u8]) -> Option<Version> {
+    let header = flytrap_proto::FixedHeader::parse(frame).ok()??;
+    match frame.get(header.header_len + 6) {
+        Some(5) => Some(Version::V5),
+        Some(4) => Some(Version::V311),
+        _ => None,
+    }
+}
+
+async fn refuse(client: &Writer<ClientStream>, version: Version, reason: ReasonCode) {
+    let mut out = BytesMut::with_capacity(8);
+    ConnAck::new(reason).encode(version, &mut out);
+    let _ = client.send(&out).await;
+    client.close().await;
+}
+
+/// Drives one accepted (and, for TLS, handshaken) client connection.
+pub(crate) async fn serve<A: Authorizer>(
+    shard: Rc<ShardCtx<A>>,
+    stream: ClientStream,
+    info: ConnectInfo,
+    accepted_at: Instant,
+) {
+    let metrics = &shard.metrics;
+    let framer = Framer::new(shard.config.max_packet_size);
+    let (mut rd, client) = split(stream);
+    let mut buf = BytesMut::with_capacity(512);
+
+    // 1. CONNECT, within the timeout.
+    let read = read_frame(&mut rd, &mut buf, framer);
+    let frame =
+        match glommio::timer::timeout(shard.config.connect_timeout, async { Ok(read.await) }).await
+        {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(Some(_))) => {
+                metrics.inc(|m| &m.malformed);
+                return client.close().await;
+            }
+            Ok(Err(None)) => return,
+            Err(_) => {
+                metrics.inc(|m| &m.connect_timeout);
+                return client.close().await;
+            }
+        };
+    let connect = match Packet::decode(&frame, Version::V5) {
+        Ok(Packet::Connect(c)) => c,
+        Ok(_) => {
+            // The first packet must be CONNECT (MQTT-3.1.0-1).
+            metrics.inc(|m| &m.malformed);
+            return client.close().await;
+        }
+        Err(e) => {
+            metrics.inc(|m| &m.malformed);
+            if let Some(v) = claimed_version(&frame) {
+                return refuse(&client, v, e.reason_code()).await;
+            }
+            return client.close().await;
+        }
+    };
+    metrics.packet_in(flytrap_proto::PacketType::Connect);
+    let version = connect.version;
+
+    // 2. Authentication (and the will topic).
+    let session = match shard.authz.connect(&info, &connect).resolve().await {
+        Ok(s) => s,
+        Err(reason) => {
+            metrics.inc(|m| &m.connect_denied);
+            return refuse(&client, version, reason).await;
+        }
+    };
+
+    // 3. The broker.
+    let Some(addr) = upstream::pick(&shard.config.brokers, connect.client_id) else {
+        return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+    };
+    let broker = match upstream::connect(addr, shard.config.broker_connect_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::debug!(%addr, error = %e, "broker unreachable");
+            metrics.inc(|m| &m.broker_unreachable);
+            return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+        }
+    };
+    let (mut brd, broker) = split(broker);
+
+    // 4. The CONNECT, without the proxy's credentials.
+    let mut rewritten = BytesMut::with_capacity(frame.len());
+    if rewrite_connect(&frame, &ConnectRewrite::FLYTRAP, &mut rewritten).is_err()
+        || broker.send(&rewritten).await.is_err()
+    {
+        metrics.inc(|m| &m.broker_unreachable);
+        return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+    }
+    let client_alias_maximum = connect
+        .properties
+        .iter()
+        .find_map(|p| match p {
+            Property::TopicAliasMaximum(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let keep_alive = connect.keep_alive;
+    metrics
+        .connect_latency
+        .observe_us(accepted_at.elapsed().as_micros() as u64);
+
+    // 5. Both directions until one ends.
+    let shared = RefCell::new(Shared::new(client_alias_maximum));
+    let ctx = Ctx {
+        authz: &shard.authz,
+        session: &session,
+        version,
+        framer,
+        metrics,
+        shared: &shared,
+        client: &client,
+        broker: &broker,
+        client_idle: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
+        deny_disconnect: shard.config.deny_disconnect,
+    };
+    let end = future::or(
+        ctx.client_to_broker(&mut rd, buf),
+        ctx.broker_to_client(&mut brd),
+    )
+    .await;
+    match &end {
+        End::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
+            tracing::debug!(peer = %info.peer, "keep-alive expired");
+        }
+        End::Io(e) => tracing::debug!(peer = %info.peer, error = %e, "connection error"),
+        End::Violation => tracing::debug!(peer = %info.peer, "protocol violation"),
+        End::Closed => {}
+    }
+    broker.close().await;
+    client.close().await;
+    let _ = metrics.active.load(Relaxed);
+}

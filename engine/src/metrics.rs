@@ -1,0 +1,360 @@
+//! Counters and histograms in Prometheus text format. Each shard writes its own cache-padded
+//! block of relaxed atomics (no sharing on the hot path); a scrape sums the blocks.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flytrap_proto::PacketType;
+
+/// Upper bounds (µs) of the latency histogram buckets.
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe_us(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+/// One shard's counters.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct ShardMetrics {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections currently open.
+    pub active: AtomicU64,
+    /// Connections refused at accept: busy.
+    pub refused_busy: AtomicU64,
+    /// Connections refused at accept: rate.
+    pub refused_rate: AtomicU64,
+    /// CONNECTs refused (authentication or will).
+    pub connect_denied: AtomicU64,
+    /// Packets from clients, by type.
+    pub packets_in: [AtomicU64; 16],
+    /// Packets to clients, by type.
+    pub packets_out: [AtomicU64; 16],
+    /// Bytes read from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_out: AtomicU64,
+    /// PUBLISH denied.
+    pub denied_publish: AtomicU64,
+    /// SUBSCRIBE filters denied.
+    pub denied_subscribe: AtomicU64,
+    /// Deliveries withheld.
+    pub denied_deliver: AtomicU64,
+    /// Malformed packets (either side).
+    pub malformed: AtomicU64,
+    /// Broker connections that failed.
+    pub broker_unreachable: AtomicU64,
+    /// TLS handshakes that failed.
+    pub tls_failed: AtomicU64,
+    /// Clients that sent no CONNECT in time.
+    pub connect_timeout: AtomicU64,
+    /// Accept errors (the shard goes on).
+    pub accept_errors: AtomicU64,
+    /// Accept to CONNACK sent to the client.
+    pub connect_latency: Histogram,
+    /// Time spent waiting for a pending authorisation answer.
+    pub authz_wait: Histogram,
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl ShardMetrics {
+    /// Adds one to a counter.
+    pub fn inc(&self, f: impl FnOnce(&ShardMetrics) -> &AtomicU64) {
+        inc(f(self));
+    }
+
+    /// Counts a packet from a client.
+    pub fn packet_in(&self, t: PacketType) {
+        inc(&self.packets_in[usize::from(t.as_u8())]);
+    }
+
+    /// Counts a packet to a client.
+    pub fn packet_out(&self, t: PacketType) {
+        inc(&self.packets_out[usize::from(t.as_u8())]);
+    }
+}
+
+/// All shards' metrics of this process.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    shards: Vec<Arc<ShardMetrics>>,
+}
+
+const TYPES: [PacketType; 15] = [
+    PacketType::Connect,
+    PacketType::ConnAck,
+    PacketType::Publish,
+    PacketType::PubAck,
+    PacketType::PubRec,
+    PacketType::PubRel,
+    PacketType::PubComp,
+    PacketType::Subscribe,
+    PacketType::SubAck,
+    PacketType::Unsubscribe,
+    PacketType::UnsubAck,
+    PacketType::PingReq,
+    PacketType::PingResp,
+    PacketType::Disconnect,
+    PacketType::Auth,
+];
+
+type CounterRow = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
+type HistogramRow = (&'static str, &'static str, fn(&ShardMetrics) -> &Histogram);
+
+impl Metrics {
+    /// Metrics for `n` shards.
+    pub fn new(n: usize) -> Metrics {
+        Metrics {
+            shards: (0..n).map(|_| Arc::new(ShardMetrics::default())).collect(),
+        }
+    }
+
+    /// Shard `i`'s block.
+    pub fn shard(&self, i: usize) -> Arc<ShardMetrics> {
+        self.shards[i].clone()
+    }
+
+    fn sum(&self, f: impl Fn(&ShardMetrics) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| f(s).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters: [CounterRow; 14] = [
+            (
+                "flytrap_connections_accepted_total",
+                "Client connections accepted.",
+                |s| &s.accepted,
+            ),
+            (
+                "flytrap_connect_denied_total",
+                "CONNECTs refused by authentication.",
+                |s| &s.connect_denied,
+            ),
+            (
+                "flytrap_bytes_received_total",
+                "Bytes read from clients.",
+                |s| &s.bytes_in,
+            ),
+            (
+                "flytrap_bytes_sent_total",
+                "Bytes written to clients.",
+                |s| &s.bytes_out,
+            ),
+            (
+                "flytrap_denied_publish_total",
+                "PUBLISH packets denied.",
+                |s| &s.denied_publish,
+            ),
+            (
+                "flytrap_denied_subscribe_total",
+                "Topic filters denied.",
+                |s| &s.denied_subscribe,
+            ),
+            (
+                "flytrap_denied_delivery_total",
+                "Deliveries withheld from clients.",
+                |s| &s.denied_deliver,
+            ),
+            (
+                "flytrap_malformed_packets_total",
+                "Malformed packets from either side.",
+                |s| &s.malformed,
+            ),
+            (
+                "flytrap_broker_unreachable_total",
+                "Broker connections that failed.",
+                |s| &s.broker_unreachable,
+            ),
+            (
+                "flytrap_tls_handshake_failures_total",
+                "TLS handshakes that failed.",
+                |s| &s.tls_failed,
+            ),
+            (
+                "flytrap_connect_timeouts_total",
+                "Clients that sent no CONNECT in time.",
+                |s| &s.connect_timeout,
+            ),
+            ("flytrap_accept_errors_total", "Accept errors.", |s| {
+                &s.accept_errors
+            }),
+            (
+                "flytrap_refused_busy_total",
+                "Connections refused: too many.",
+                |s| &s.refused_busy,
+            ),
+            (
+                "flytrap_refused_rate_total",
+                "Connections refused: rate per IP.",
+                |s| &s.refused_rate,
+            ),
+        ];
+        for (name, help, f) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                self.sum(f)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flytrap_connections_active Client connections open.\n# TYPE flytrap_connections_active gauge\nflytrap_connections_active {}",
+            self.sum(|s| &s.active)
+        );
+        for (name, dir) in [
+            ("flytrap_packets_received_total", 0),
+            ("flytrap_packets_sent_total", 1),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} Packets by type ({}).\n# TYPE {name} counter",
+                if dir == 0 {
+                    "from clients"
+                } else {
+                    "to clients"
+                }
+            );
+            for t in TYPES {
+                let i = usize::from(t.as_u8());
+                let v: u64 = self
+                    .shards
+                    .iter()
+                    .map(|s| {
+                        if dir == 0 {
+                            &s.packets_in[i]
+                        } else {
+                            &s.packets_out[i]
+                        }
+                        .load(Ordering::Relaxed)
+                    })
+                    .sum();
+                let _ = writeln!(out, "{name}{{type=\"{}\"}} {v}", t.name());
+            }
+        }
+        let histograms: [HistogramRow; 2] = [
+            ("flytrap_connect_seconds", "Accept to CONNACK.", |s| {
+                &s.connect_latency
+            }),
+            (
+                "flytrap_authz_wait_seconds",
+                "Waits for pending authorisation answers.",
+                |s| &s.authz_wait,
+            ),
+        ];
+        for (name, help, f) in histograms {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            let mut cumulative = 0;
+            for (i, bound) in LATENCY_BUCKETS_US
+                .iter()
+                .map(Some)
+                .chain([None])
+                .enumerate()
+            {
+                cumulative += self
+                    .shards
+                    .iter()
+                    .map(|s| f(s).buckets[i].load(Ordering::Relaxed))
+                    .sum::<u64>();
+                match bound {
+                    Some(us) => {
+                        let _ = writeln!(
+                            out,
+                            "{name}_bucket{{le=\"{}\"}} {cumulative}",
+                            *us as f64 / 1e6
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                    }
+                }
+            }
+            let sum: u64 = self
+                .shards
+                .iter()
+                .map(|s| f(s).sum_us.load(Ordering::Relaxed))
+                .sum();
+            let _ = writeln!(
+                out,
+                "{name}_sum {}\n{name}_count {cumulative}",
+                sum as f64 / 1e6
+            );
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` from a background thread (plain HTTP/1.1, one request per
+/// connection): scrapes never touch a shard.
+pub fn serve(
+    addr: std::net::SocketAddr,
+    metrics: Metrics,
+) -> std::io::Result<std::net::SocketAddr> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new().name("flytrap-metrics".into()).spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut req = [0u8; 1024];
+            let n = stream.read(&mut req).unwrap_or(0);
+            let (status, body) = if req[..n].starts_with(b"GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "try /metrics\n".to_string())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })?;
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_sums_over_shards() {
+        let m = Metrics::new(2);
+        m.shard(0).inc(|s| &s.accepted);
+        m.shard(1).inc(|s| &s.accepted);
+        m.shard(1).packet_in(PacketType::Publish);
+        m.shard(0).connect_latency.observe_us(40);
+        let text = m.render();
+        assert!(text.contains("flytrap_connections_accepted_total 2\n"));
+        assert!(text.contains("flytrap_packets_received_total{type=\"PUBLISH\"} 1\n"));
+        assert!(text.contains("flytrap_connect_seconds_bucket{le=\"0.00005\"} 1\n"));
+        assert!(text.contains("flytrap_connect_seconds_count 1\n"));
+    }
+}

@@ -1,0 +1,388 @@
+//! Shards: one pinned glommio executor per core, each with its own listeners and state.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use flytrap_proto::{ConnAck, Framer, Packet};
+use futures_lite::io::AsyncReadExt;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::authz::{Authorizer, ConnectInfo};
+use crate::config::EngineConfig;
+use crate::io::ClientStream;
+use crate::limits::{Limits, Refusal};
+use crate::metrics::{Metrics, ShardMetrics};
+use crate::tls::{ShardTls, TlsError, TlsStore};
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Certificates could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A TLS listener without certificates.
+    #[error("listen.tls is set but listen.cert / listen.key are not")]
+    TlsWithoutCertificate,
+    /// Nothing to listen on.
+    #[error("no listener configured (listen.tcp or listen.tls)")]
+    NoListener,
+    /// No broker to forward to.
+    #[error("no broker address configured")]
+    NoBroker,
+    /// An executor could not be started.
+    #[error("cannot start shard {shard}: {reason}")]
+    Executor {
+        /// Shard index.
+        shard: usize,
+        /// glommio's reason.
+        reason: String,
+    },
+}
+
+/// Per-shard context shared by the shard's connections (shard-local: `Rc`, no locks).
+pub(crate) struct ShardCtx<A> {
+    pub(crate) config: Arc<EngineConfig>,
+    pub(crate) authz: A,
+    pub(crate) metrics: Arc<ShardMetrics>,
+    limits: Arc<Limits>,
+    tls: RefCell<Option<ShardTls>>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// Stops the engine or reloads its certificates, from any thread (signal handlers).
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    stopping: Arc<AtomicBool>,
+    listener_fds: Arc<Vec<RawFd>>,
+    tls: Option<Arc<TlsStore>>,
+}
+
+impl Stopper {
+    /// Stops accepting; open connections get `drain_timeout` to finish.
+    pub fn stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for &fd in self.listener_fds.iter() {
+            // SAFETY: `fd` is a listening socket owned by a running shard; shards only close
+            // their listeners after `stopping` is set, and this runs once (the swap above).
+            // shutdown() on it makes the pending accept fail so that the shard stops.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Reloads the TLS certificate and key; on error the old ones stay.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        match &self.tls {
+            Some(store) => store.reload(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A running engine.
+#[derive(Debug)]
+pub struct Engine {
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    stopper: Stopper,
+    metrics: Metrics,
+    tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+}
+
+/// `n` listening sockets sharing one address through `SO_REUSEPORT`; port 0 is resolved by
+/// the first so that all shards share the same port.
+fn bind_group(addr: SocketAddr, n: usize) -> Result<(SocketAddr, Vec<Socket>), EngineError> {
+    let err = |source| EngineError::Bind { addr, source };
+    let mut sockets = Vec::with_capacity(n);
+    let mut local = addr;
+    for _ in 0..n {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .map_err(err)?;
+        s.set_reuse_address(true).map_err(err)?;
+        s.set_reuse_port(true).map_err(err)?;
+        s.bind(&local.into()).map_err(err)?;
+        s.listen(1024).map_err(err)?;
+        local = s.local_addr().map_err(err)?.as_socket().unwrap_or(local);
+        sockets.push(s);
+    }
+    Ok((local, sockets))
+}
+
+impl Engine {
+    /// Binds the listeners and starts one shard per configured core. `make_authorizer` runs
+    /// once on each shard's own thread, so the authoriser may hold shard-local state.
+    pub fn start<A, F>(config: EngineConfig, make_authorizer: F) -> Result<Engine, EngineError>
+    where
+        A: Authorizer,
+        F: Fn(usize) -> A + Send + Sync + 'static,
+    {
+        if config.listen_tcp.is_none() && config.listen_tls.is_none() {
+            return Err(EngineError::NoListener);
+        }
+        if config.brokers.is_empty() {
+            return Err(EngineError::NoBroker);
+        }
+        let shards = config.shards.max(1);
+        let tls_store = match (&config.listen_tls, &config.tls) {
+            (Some(_), Some(files)) => Some(Arc::new(TlsStore::new(files.clone())?)),
+            (Some(_), None) => return Err(EngineError::TlsWithoutCertificate),
+            _ => None,
+        };
+        let mut tcp_group = config
+            .listen_tcp
+            .map(|a| bind_group(a, shards))
+            .transpose()?;
+        let mut tls_group = config
+            .listen_tls
+            .map(|a| bind_group(a, shards))
+            .transpose()?;
+        let tcp = tcp_group.as_ref().map(|g| g.0);
+        let tls = tls_group.as_ref().map(|g| g.0);
+        let listener_fds: Vec<RawFd> = tcp_group
+            .iter()
+            .chain(tls_group.iter())
+            .flat_map(|g| g.1.iter().map(|s| s.as_raw_fd()))
+            .collect();
+        let stopper = Stopper {
+            stopping: Arc::new(AtomicBool::new(false)),
+            listener_fds: Arc::new(listener_fds),
+            tls: tls_store.clone(),
+        };
+        let metrics = Metrics::new(shards);
+        let limits = Limits::new(
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.connection_rate_per_ip,
+        );
+        let config = Arc::new(config);
+        let make_authorizer = Arc::new(make_authorizer);
+        let cpus = glommio::CpuSet::online()
+            .map(|s| s.len())
+            .unwrap_or(1)
+            .max(1);
+        let mut handles = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            let tcp_socket = tcp_group.as_mut().map(|g| g.1.remove(0));
+            let tls_socket = tls_group.as_mut().map(|g| g.1.remove(0));
+            let cpu = config.cpus.get(shard).copied().unwrap_or(shard % cpus);
+            let config = config.clone();
+            let make_authorizer = make_authorizer.clone();
+            let shard_metrics = metrics.shard(shard);
+            let limits = limits.clone();
+            let stopping = stopper.stopping.clone();
+            let tls_store = tls_store.clone();
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+                .name(&format!("flytrap-shard-{shard}"))
+                .spawn(move || async move {
+                    let ctx = Rc::new(ShardCtx {
+                        authz: make_authorizer(shard),
+                        config,
+                        metrics: shard_metrics,
+                        limits,
+                        tls: RefCell::new(tls_store.map(ShardTls::new)),
+                        stopping,
+                    });
+                    run_shard(ctx, tcp_socket, tls_socket).await;
+                })
+                .map_err(|e| EngineError::Executor {
+                    shard,
+                    reason: e.to_string(),
+                })?;
+            handles.push(handle);
+        }
+        Ok(Engine {
+            handles,
+            stopper,
+            metrics,
+            tcp,
+            tls,
+        })
+    }
+
+    /// The bound plain TCP address (port 0 resolved).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
+    /// The bound TLS address (port 0 resolved).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// A handle to stop the engine or reload certificates.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Waits until every shard has stopped (after [`Stopper::stop`]).
+    pub fn wait(self) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+fn into_listener(socket: Socket) -> TcpListener {
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` comes from `into_raw_fd` on a socket we created, bound and set listening;
+    // ownership passes to the glommio listener, which closes it.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+}
+
+async fn run_shard<A: Authorizer>(ctx: Rc<ShardCtx<A>>, tcp: Option<Socket>, tls: Option<Socket>) {
+    let mut loops = Vec::new();
+    if let Some(s) = tcp {
+        loops.push(glommio::spawn_local(accept_loop(
+            ctx.clone(),
+            into_listener(s),
+            false,
+        )));
+    }
+    if let Some(s) = tls {
+        loops.push(glommio::spawn_local(accept_loop(
+            ctx.clone(),
+            into_listener(s),
+            true,
+        )));
+    }
+    for l in loops {
+        l.await;
+    }
+    // Drain: give open connections time to finish.
+    let deadline = Instant::now() + ctx.config.drain_timeout;
+    while ctx.metrics.active.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener, tls: bool) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                if ctx.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                // One failed accept (EMFILE, ECONNABORTED, ...) never stops the shard.
+                ctx.metrics.inc(|m| &m.accept_errors);
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if ctx.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        let accepted_at = Instant::now();
+        ctx.metrics.inc(|m| &m.accepted);
+        let admission = match ctx.limits.admit(peer.ip(), accepted_at) {
+            Ok(a) => a,
+            Err(refusal) => {
+                ctx.metrics.inc(|m| match refusal {
+                    Refusal::Busy => &m.refused_busy,
+                    Refusal::Rate => &m.refused_rate,
+                });
+                if !tls {
+                    glommio::spawn_local(refuse_plain(stream, refusal, ctx.config.max_packet_size))
+                        .detach();
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            ctx.metrics.active.fetch_add(1, Ordering::Relaxed);
+            let info = ConnectInfo { peer, tls };
+            let client = if tls {
+                let config = ctx.tls.borrow_mut().as_mut().map(|t| t.config());
+                match config {
+                    Some(config) => {
+                        let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
+                        match glommio::timer::timeout(ctx.config.connect_timeout, async {
+                            Ok(accept.await)
+                        })
+                        .await
+                        {
+                            Ok(Ok(s)) => Some(ClientStream::Tls(Box::new(s))),
+                            _ => {
+                                ctx.metrics.inc(|m| &m.tls_failed);
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                }
+            } else {
+                Some(ClientStream::Tcp(stream))
+            };
+            if let Some(client) = client {
+                crate::conn::serve(ctx.clone(), client, info, accepted_at).await;
+            }
+            drop(admission);
+            ctx.metrics.active.fetch_sub(1, Ordering::Relaxed);
+        })
+        .detach();
+    }
+}
+
+/// A plain TCP client over the limits: read its CONNECT briefly so the refusal can be a
+/// CONNACK in its own protocol version, then close.
+async fn refuse_plain(mut stream: TcpStream, refusal: Refusal, max_packet_size: usize) {
+    let framer = Framer::new(max_packet_size.min(64 * 1024));
+    let mut buf = BytesMut::with_capacity(512);
+    let read = async {
+        loop {
+            if let Ok(Some(frame)) = framer.poll_frame(&mut buf) {
+                return Some(frame);
+            }
+            let len = buf.len();
+            buf.resize(len + 512, 0);
+            let n = stream.read(&mut buf[len..]).await.ok()?;
+            buf.truncate(len + n);
+            if n == 0 {
+                return None;
+            }
+        }
+    };
+    let frame = glommio::timer::timeout(Duration::from_secs(2), async { Ok(read.await) }).await;
+    if let Ok(Some(frame)) = frame
+        && let Ok(Packet::Connect(c)) = Packet::decode(&frame, flytrap_proto::Version::V5)
+    {
+        let mut out = BytesMut::new();
+        ConnAck::new(refusal.reason_code()).encode(c.version, &mut out);
+        let _ = futures_lite::io::AsyncWriteExt::write_all(&mut stream, &out).await;
+    }
+}

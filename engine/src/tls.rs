@@ -1,0 +1,128 @@
+//! TLS termination with rustls: certificates loaded from PEM files, reloadable (SIGHUP)
+//! without a restart. Each shard keeps its own `Arc` of the current config and refreshes it
+//! when the generation counter moves, so a handshake takes no lock.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustls::ServerConfig;
+
+use crate::config::TlsFiles;
+
+/// Why certificates could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No certificate in the certificate file.
+    #[error("no certificate in {0}")]
+    NoCertificate(String),
+    /// No private key in the key file.
+    #[error("no private key in {0}")]
+    NoKey(String),
+    /// rustls refused the pair.
+    #[error("invalid certificate or key: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Loads a rustls server config (TLS 1.2 and 1.3) from PEM files.
+pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let read_err = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| TlsError::Read { path, source }
+    };
+    let mut cert_reader = BufReader::new(File::open(&files.cert).map_err(read_err(&files.cert))?);
+    let certs = rustls_pemfile::certs(&mut cert_reader)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_err(&files.cert))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(files.cert.display().to_string()));
+    }
+    let mut key_reader = BufReader::new(File::open(&files.key).map_err(read_err(&files.key))?);
+    let key = rustls_pemfile::private_key(&mut key_reader)
+        .map_err(read_err(&files.key))?
+        .ok_or_else(|| TlsError::NoKey(files.key.display().to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// The current TLS config, shared by all shards, replaced on reload.
+#[derive(Debug)]
+pub struct TlsStore {
+    files: TlsFiles,
+    current: Mutex<Arc<ServerConfig>>,
+    generation: AtomicU64,
+}
+
+impl TlsStore {
+    /// Loads the files once.
+    pub fn new(files: TlsFiles) -> Result<TlsStore, TlsError> {
+        let config = load(&files)?;
+        Ok(TlsStore {
+            files,
+            current: Mutex::new(config),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// Reloads the files; on error the old certificates stay in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = load(&self.files)?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = config;
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn current(&self) -> Arc<ServerConfig> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A shard's view of the store: the config it uses and the generation it was taken at.
+#[derive(Debug)]
+pub(crate) struct ShardTls {
+    store: Arc<TlsStore>,
+    config: Arc<ServerConfig>,
+    generation: u64,
+}
+
+impl ShardTls {
+    pub(crate) fn new(store: Arc<TlsStore>) -> ShardTls {
+        let generation = store.generation();
+        let config = store.current();
+        ShardTls {
+            store,
+            config,
+            generation,
+        }
+    }
+
+    /// The config to handshake with, refreshed if a reload happened.
+    pub(crate) fn config(&mut self) -> Arc<ServerConfig> {
+        let generation = self.store.generation();
+        if generation != self.generation {
+            self.config = self.store.current();
+            self.generation = generation;
+        }
+        self.config.clone()
+    }
+}

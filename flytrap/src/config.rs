@@ -1,0 +1,329 @@
+//! The configuration file (SPEC §6): one TOML file, every key also settable through
+//! `FLYTRAP_<SECTION>_<KEY>`, unknown keys rejected by name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole file. Sections the running build does not use yet are still parsed and checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub engine: Engine,
+    pub listen: Listen,
+    pub broker: Broker,
+    pub chain: Chain,
+    pub auth: Auth,
+    pub authz: Authz,
+    pub cache: Cache,
+    pub ban: Ban,
+    pub geo: Geo,
+    pub report: Report,
+    pub spool: Spool,
+    pub metrics: MetricsSection,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Engine {
+    /// Worker processes sharing the listeners.
+    pub processes: usize,
+    /// Cores (shards) per process; 0 = all online cores divided among the processes.
+    pub cores: usize,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            processes: 1,
+            cores: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub proxy_protocol: bool,
+}
+
+/// One broker address or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Addresses {
+    One(SocketAddr),
+    Many(Vec<SocketAddr>),
+}
+
+impl Addresses {
+    pub fn to_vec(&self) -> Vec<SocketAddr> {
+        match self {
+            Addresses::One(a) => vec![*a],
+            Addresses::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Broker {
+    pub address: Option<Addresses>,
+    pub tls: bool,
+    pub source_addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Chain {
+    pub rpc: Option<String>,
+    pub contract: Option<String>,
+    pub key: Option<PathBuf>,
+    pub max_gas_per_hour: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub allow_static: bool,
+    pub max_clock_skew_s: u64,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            allow_static: false,
+            max_clock_skew_s: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unregistered {
+    #[default]
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DenyAction {
+    #[default]
+    Reply,
+    Disconnect,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Authz {
+    pub unregistered: Unregistered,
+    pub deny_action: DenyAction,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cache {
+    pub max_entries: usize,
+    pub ttl_s: u64,
+    pub max_stale_s: u64,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            max_entries: 100_000,
+            ttl_s: 300,
+            max_stale_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ban {
+    pub max_failures: u32,
+    pub window_s: u64,
+    pub duration_s: u64,
+}
+
+impl Default for Ban {
+    fn default() -> Self {
+        Ban {
+            max_failures: 5,
+            window_s: 60,
+            duration_s: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Geo {
+    pub mmdb: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Report {
+    pub interval_s: u64,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report { interval_s: 1800 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spool {
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    pub listen: Option<SocketAddr>,
+}
+
+/// Connection hygiene (an addition to SPEC §6; see README).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub connect_timeout_s: u64,
+    pub max_packet_size: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub connection_rate_per_ip: u32,
+    pub drain_timeout_s: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect_timeout_s: 10,
+            max_packet_size: 1 << 20,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            connection_rate_per_ip: 0,
+            drain_timeout_s: 10,
+        }
+    }
+}
+
+const SECTIONS: [&str; 13] = [
+    "engine", "listen", "broker", "chain", "auth", "authz", "cache", "ban", "geo", "report",
+    "spool", "metrics", "limits",
+];
+
+/// Parses a config text, then applies `FLYTRAP_<SECTION>_<KEY>` variables from `env`.
+pub fn parse(
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<Config> {
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("FLYTRAP_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
+            bail!("unknown configuration variable {name}");
+        };
+        let key = &rest[section.len() + 1..];
+        // A value is TOML if it parses as one (numbers, booleans, lists), else a string.
+        let parsed: toml::Value = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value));
+        table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("{section} is not a section"))?
+            .insert(key.to_string(), parsed);
+    }
+    Config::deserialize(table).map_err(|e| anyhow::anyhow!("{}", e.message()))
+}
+
+/// Reads and parses a config file with the process environment.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&text, std::env::vars()).with_context(|| format!("{}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file() {
+        let c = parse(
+            r#"
+            [engine]
+            processes = 2
+            [listen]
+            tcp = "127.0.0.1:1883"
+            [broker]
+            address = ["127.0.0.1:1884", "127.0.0.1:1885"]
+            [authz]
+            unregistered = "allow"
+            deny_action = "disconnect"
+            "#,
+            [],
+        )
+        .unwrap();
+        assert_eq!(c.engine.processes, 2);
+        assert_eq!(c.broker.address.unwrap().to_vec().len(), 2);
+        assert_eq!(c.authz.deny_action, DenyAction::Disconnect);
+        assert_eq!(c.ban.max_failures, 5);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse("[listen]\ntpc = \"127.0.0.1:1\"\n", [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `tpc`"), "{e}");
+        let e = parse("[lisen]\n", []).unwrap_err().to_string();
+        assert!(e.contains("unknown field `lisen`"), "{e}");
+        let e = parse("", [("FLYTRAP_NOPE_X".to_string(), "1".to_string())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("FLYTRAP_NOPE_X"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let c = parse(
+            "[broker]\naddress = \"127.0.0.1:1\"\n",
+            [
+                (
+                    "FLYTRAP_BROKER_ADDRESS".to_string(),
+                    "127.0.0.1:2".to_string(),
+                ),
+                ("FLYTRAP_ENGINE_PROCESSES".to_string(), "3".to_string()),
+                ("FLYTRAP_AUTH_ALLOW_STATIC".to_string(), "true".to_string()),
+                ("PATH".to_string(), "/bin".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.broker.address.unwrap().to_vec(),
+            vec!["127.0.0.1:2".parse().unwrap()]
+        );
+        assert_eq!(c.engine.processes, 3);
+        assert!(c.auth.allow_static);
+    }
+}

@@ -1,0 +1,106 @@
+//! `flytrap serve`: builds the engine's settings from the config and runs until SIGTERM.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use flytrap_engine::{AllowAll, Engine, EngineConfig, TlsFiles};
+
+use crate::config::{self, Config, DenyAction};
+use crate::dev;
+
+/// Runs the proxy with a config file, or the development profile without one.
+pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
+    let (config, _broker) = match config_path {
+        Some(path) => (config::load(path)?, None),
+        None => {
+            let state = Path::new(dev::STATE_DIR);
+            let mut config = dev::config(state);
+            // The development profile honours FLYTRAP_* variables too.
+            let overrides = config::parse("", std::env::vars())?;
+            if overrides.broker.address.is_some() {
+                config.broker.address = overrides.broker.address;
+            }
+            dev::ensure_certificate(state)?;
+            let broker = match config.broker.address.as_ref().map(|a| a.to_vec()) {
+                Some(list) if list == [dev::BROKER] => dev::ensure_broker(state, dev::BROKER)?,
+                _ => None,
+            };
+            (config, broker)
+        }
+    };
+    let engine_config = engine_config(&config)?;
+    let engine =
+        Engine::start(engine_config, |_shard| AllowAll).context("cannot start the engine")?;
+    if let Some(addr) = engine.tcp_addr() {
+        tracing::info!(%addr, "listening (MQTT over TCP)");
+    }
+    if let Some(addr) = engine.tls_addr() {
+        tracing::info!(%addr, "listening (MQTT over TLS)");
+    }
+    if let Some(addr) = config.metrics.listen {
+        let addr = flytrap_engine::metrics::serve(addr, engine.metrics())
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
+    let stopper = engine.stopper();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    std::thread::Builder::new().name("flytrap-signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            if signal == signal_hook::consts::SIGHUP {
+                match stopper.reload_tls() {
+                    Ok(()) => tracing::info!("certificates reloaded"),
+                    Err(e) => tracing::error!(error = %e, "certificate reload failed; keeping the old ones"),
+                }
+            } else {
+                tracing::info!("stopping: no new connections, draining");
+                stopper.stop();
+            }
+        }
+    })?;
+    engine.wait();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The engine's settings from the config file.
+pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = if c.engine.cores == 0 {
+        online
+    } else {
+        c.engine.cores
+    };
+    let tls = match (&c.listen.cert, &c.listen.key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    Ok(EngineConfig {
+        shards,
+        cpus: Vec::new(),
+        listen_tcp: c.listen.tcp,
+        listen_tls: c.listen.tls,
+        tls,
+        brokers: c
+            .broker
+            .address
+            .as_ref()
+            .map(|a| a.to_vec())
+            .unwrap_or_default(),
+        connect_timeout: Duration::from_secs(c.limits.connect_timeout_s.max(1)),
+        broker_connect_timeout: Duration::from_secs(5),
+        max_packet_size: c.limits.max_packet_size,
+        max_connections: c.limits.max_connections,
+        max_connections_per_ip: c.limits.max_connections_per_ip,
+        connection_rate_per_ip: c.limits.connection_rate_per_ip,
+        drain_timeout: Duration::from_secs(c.limits.drain_timeout_s),
+        deny_disconnect: c.authz.deny_action == DenyAction::Disconnect,
+    })
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what FlyTrap needs to build, run and test on Debian, idempotently: a second run
+# installs nothing. Debian packages through apt, the contract tool chain through npm (pinned
+# in contracts/package-lock.json). Rust crates come through `cargo --locked` in the Makefile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'deps: %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  say "no Rust tool chain: install rustup (stable, with rustfmt and clippy) first"
+  exit 1
+fi
+
+# command -> Debian package
+declare -A wanted=(
+  [mosquitto]=mosquitto           # the broker behind the proxy (dev profile, tests)
+  [mosquitto_pub]=mosquitto-clients # real CLI clients in end-to-end tests
+  [haproxy]=haproxy               # plain TCP proxy baseline in benchmarks
+  [node]=nodejs                   # solc-js and anvil come from npm
+  [npm]=npm
+  [cc]=gcc                        # crates that build C (libsecp256k1)
+  [openssl]=openssl               # self-signed dev and test certificates
+  [ip]=iproute2                   # network namespaces in fault tests
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  say "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # policy-rc.d keeps the packages' own services (mosquitto on 1883, haproxy) from starting:
+  # FlyTrap starts its own instances on its own ports.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The contract tool chain (solc-js, anvil), exactly as locked.
+if [ -f contracts/package-lock.json ]; then
+  stamp=contracts/node_modules/.flytrap-lock
+  if ! cmp -s contracts/package-lock.json "$stamp" 2>/dev/null; then
+    say "npm ci in contracts/"
+    (cd contracts && npm ci --no-audit --no-fund --loglevel=error)
+    cp contracts/package-lock.json "$stamp"
+  fi
+fi
