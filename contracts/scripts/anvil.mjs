@@ -90,9 +90,21 @@ export async function startAnvil({ port, args = [], timeoutMs = 15000 } = {}) {
       stderr += d;
     });
     let exited = false;
+    // last resort: never leave anvil behind when this process exits without calling stop()
+    const onExit = () => {
+      if (!exited) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    };
+    process.on('exit', onExit);
     const exitPromise = new Promise((resolve) => {
       child.on('exit', () => {
         exited = true;
+        process.removeListener('exit', onExit);
         resolve();
       });
       child.on('error', (e) => {

@@ -18,6 +18,9 @@
 //! The engine never depends on the chain crate: authorisation arrives through [`Authorizer`],
 //! and ships here with [`AllowAll`].
 
+// Input paths return typed errors; an unwrap there would be a crash on bad input.
+#![warn(clippy::unwrap_used)]
+
 pub mod authz;
 pub mod config;
 mod conn;

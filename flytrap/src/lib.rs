@@ -1,6 +1,9 @@
 //! The `flytrap` command's building blocks: configuration (SPEC §6), the development
 //! profile, and `serve`. `main.rs` is the command line over them.
 
+// Input paths return typed errors; an unwrap there would be a crash on bad input.
+#![warn(clippy::unwrap_used)]
+
 pub mod config;
 pub mod dev;
 pub mod serve;

@@ -2,9 +2,6 @@
 //!
 //! `cargo bench -p flytrap-proto --bench codec`
 
-// A benchmark input that fails to decode is a bug in the benchmark.
-#![allow(clippy::unwrap_used)]
-
 use std::hint::black_box;
 
 use bytes::BytesMut;

@@ -25,6 +25,9 @@
 //! assert_eq!(&buf[..], b"\xc0\x00");
 //! ```
 
+// Input paths return typed errors; an unwrap there would be a crash on bad input.
+#![warn(clippy::unwrap_used)]
+
 mod ack;
 mod alias;
 mod auth;

@@ -1,4 +1,238 @@
-//! End-to-end tests of FlyTrap against real components (Mosquitto, anvil, MQTT clients).
+//! Helpers for FlyTrap's end-to-end tests: real Mosquitto brokers started on free loopback
+//! ports, an in-process proxy, and a small blocking MQTT client built on `flytrap-proto`.
 //!
-//! The tests themselves live in `tests/tests/`; this library holds the helpers that start and
-//! stop those components on loopback.
+//! Every process started here is stopped by PID when its handle drops.
+
+// Test scaffolding: failing loudly (unwrap, expect) is the point.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use flytrap_engine::{AllowAll, Authorizer, Engine, EngineConfig, Stopper, TlsFiles};
+use flytrap_proto::{Framer, Packet, Version};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts on `addr`.
+pub fn wait_listening(addr: SocketAddr, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A Mosquitto broker of our own on a free loopback port.
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: Child,
+    /// Its address.
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts one and waits until it listens.
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nmax_connections -1\nlog_dest none\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (scripts/deps.sh)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_listening(addr, Duration::from_secs(10));
+        Mosquitto {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written to `dir`.
+pub fn tls_files(dir: &Path) -> TlsFiles {
+    let signed =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, signed.cert.pem()).unwrap();
+    std::fs::write(&key, signed.key_pair.serialize_pem()).unwrap();
+    TlsFiles { cert, key }
+}
+
+/// An in-process FlyTrap engine.
+#[derive(Debug)]
+pub struct Proxy {
+    engine: Option<Engine>,
+    stopper: Stopper,
+    /// Plain TCP listener.
+    pub tcp: SocketAddr,
+    /// TLS listener, when configured.
+    pub tls: Option<SocketAddr>,
+    /// The CA file clients should trust for `tls`.
+    pub ca: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// A proxy in front of `brokers`, allowing everything, with a TLS listener too.
+    pub fn start(brokers: &[SocketAddr]) -> Proxy {
+        Proxy::start_with(brokers, |_| {}, |_| AllowAll)
+    }
+
+    /// A proxy with settings adjusted by `tweak` and the given authoriser factory.
+    pub fn start_with<A: Authorizer>(
+        brokers: &[SocketAddr],
+        tweak: impl FnOnce(&mut EngineConfig),
+        authz: impl Fn(usize) -> A + Send + Sync + 'static,
+    ) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let files = tls_files(dir.path());
+        let ca = files.cert.clone();
+        let mut config = EngineConfig {
+            shards: 2,
+            listen_tcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            listen_tls: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tls: Some(files),
+            brokers: brokers.to_vec(),
+            ..EngineConfig::default()
+        };
+        tweak(&mut config);
+        let engine = Engine::start(config, authz).expect("engine starts");
+        let tcp = engine.tcp_addr().expect("tcp listener");
+        let tls = engine.tls_addr();
+        Proxy {
+            stopper: engine.stopper(),
+            engine: Some(engine),
+            tcp,
+            tls,
+            ca: Some(ca),
+            _dir: dir,
+        }
+    }
+
+    /// The engine (metrics, stopper).
+    pub fn engine(&self) -> &Engine {
+        self.engine.as_ref().unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stopper.stop();
+        if let Some(e) = self.engine.take() {
+            e.wait();
+        }
+    }
+}
+
+/// Runs `mosquitto_pub` or `mosquitto_sub` with a time limit and returns its output.
+pub fn mosquitto_cli(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("20")
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("mosquitto clients are installed (scripts/deps.sh)")
+}
+
+/// Starts `mosquitto_sub` in the background (it must exit by itself: use -C and -W).
+pub fn spawn_sub(args: &[&str]) -> Child {
+    Command::new("timeout")
+        .arg("20")
+        .arg("mosquitto_sub")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A blocking MQTT client speaking raw packets through `flytrap-proto`, for the cases real
+/// clients will not produce (fragmented writes, malformed packets, exact bytes).
+#[derive(Debug)]
+pub struct RawClient {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: BytesMut,
+    framer: Framer,
+    /// Protocol version used to decode.
+    pub version: Version,
+}
+
+impl RawClient {
+    /// Connects the socket (no MQTT yet).
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+            framer: Framer::new(1 << 24),
+            version: Version::V5,
+        }
+    }
+
+    /// Writes bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads the next packet's frame; `None` when the peer closed.
+    pub fn recv_frame(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(f) = self.framer.poll_frame(&mut self.buf).unwrap() {
+                return Some(f.to_vec());
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Reads the next packet and hands its decoded view to `f`.
+    pub fn recv<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Option<T> {
+        let frame = self.recv_frame()?;
+        Some(f(
+            Packet::decode(&frame, self.version).expect("valid packet from the proxy")
+        ))
+    }
+}

@@ -1,0 +1,315 @@
+// Topics, ACL changes, views, fees and the AclChanged log, against a real anvil (free port).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { decodeEventLog, keccak256, pad, toBytes, toEventSelector } from 'viem';
+import { startAnvil } from '../scripts/anvil.mjs';
+import { abi, setup } from '../scripts/chain.mjs';
+
+const tid = (name) => keccak256(toBytes(name));
+const lc = (a) => a.toLowerCase();
+const sortAddr = (xs) => [...xs].map(lc).sort();
+
+/** asserts that `promise` rejects with custom error `name` (and `args` if given) */
+async function reverts(promise, name, args) {
+  await assert.rejects(promise, (e) => {
+    assert.equal(e.errorName, name, `expected ${name}, got: ${e.message}`);
+    if (args) assert.deepEqual(e.args, args);
+    return true;
+  });
+}
+
+let s;
+let ft;
+let chain;
+let admin;
+let owner;
+let alice;
+let bob;
+let carol;
+let mallory;
+
+before(async () => {
+  s = await setup(startAnvil);
+  ({ ft, chain } = s);
+  [admin, owner, alice, bob, carol, mallory] = s.accounts;
+});
+
+after(async () => {
+  await s?.node.stop();
+});
+
+describe('topics', () => {
+  it('creates a topic and emits TopicCreated + AclChanged(created)', async () => {
+    const r = await ft.send(owner, 'createTopic', ['home/temp', ['0x4445', '0x4652'], 5n, 7n, true, 'first']);
+    const ev = ft.events(r);
+    assert.equal(ev.length, 2);
+    assert.equal(ev[0].eventName, 'TopicCreated');
+    assert.equal(ev[0].args.topicId, tid('home/temp'));
+    assert.equal(lc(ev[0].args.owner), lc(owner));
+    assert.equal(ev[0].args.name, 'home/temp');
+    assert.equal(ev[1].eventName, 'AclChanged');
+    assert.equal(ev[1].args.change, 0);
+    assert.equal(ev[1].args.action, 255);
+    assert.equal(lc(ev[1].args.target), lc(owner));
+    assert.equal(lc(ev[1].args.source), lc(owner));
+    assert.equal(ev[1].args.reason, 'first');
+    const block = await chain.rpc('eth_getBlockByNumber', [r.blockNumber, false]);
+    assert.equal(ev[1].args.timestamp, BigInt(block.timestamp));
+
+    const [exists, o, countries, pubFee, subFee, sensitive, name] = await ft.call('topic', [tid('home/temp')]);
+    assert.equal(exists, true);
+    assert.equal(lc(o), lc(owner));
+    assert.deepEqual(countries, ['0x4445', '0x4652']);
+    assert.equal(pubFee, 5n);
+    assert.equal(subFee, 7n);
+    assert.equal(sensitive, true);
+    assert.equal(name, 'home/temp');
+  });
+
+  it('returns the id computed off-chain as keccak256(name)', async () => {
+    const out = await ft.call('createTopic', ['home/+/x', [], 0n, 0n, false, ''], owner);
+    assert.equal(out, tid('home/+/x'));
+    await ft.send(owner, 'createTopic', ['home/+/x', [], 0n, 0n, false, '']);
+  });
+
+  it('rejects a duplicate topic', async () => {
+    await reverts(ft.send(alice, 'createTopic', ['home/temp', [], 0n, 0n, false, '']), 'TopicExists');
+  });
+
+  it('rejects bad countries and an empty name', async () => {
+    await reverts(ft.send(owner, 'createTopic', ['x/1', ['0x6465'], 0n, 0n, false, '']), 'BadCountry', ['0x6465']);
+    await reverts(ft.send(owner, 'createTopic', ['x/1', ['0x4100'], 0n, 0n, false, '']), 'BadCountry', ['0x4100']);
+    await reverts(ft.send(owner, 'createTopic', ['x/1', ['0x5b41'], 0n, 0n, false, '']), 'BadCountry', ['0x5b41']);
+    await reverts(ft.send(owner, 'createTopic', ['', [], 0n, 0n, false, '']), 'EmptyName');
+  });
+
+  it('stores long names and many countries (more than one packed word)', async () => {
+    const name = 'factory/' + 'x'.repeat(70) + '/#';
+    const countries = [];
+    for (let i = 0; i < 20; i++) countries.push('0x41' + (0x41 + i).toString(16));
+    await ft.send(owner, 'createTopic', [name, countries, 0n, 0n, false, 'long']);
+    const [exists, , got, , , , gotName] = await ft.call('topic', [tid(name)]);
+    assert.equal(exists, true);
+    assert.deepEqual(got, countries);
+    assert.equal(gotName, name);
+    const [allowed, vc] = await ft.call('verifyPub', [tid(name), alice]);
+    assert.equal(allowed, false);
+    assert.deepEqual(vc, countries);
+  });
+
+  it('stores names of every length across the one-slot / many-slot boundary', async () => {
+    for (const len of [1, 30, 31, 32, 33, 63, 64, 65]) {
+      const name = `n${len}/` + 'é'.repeat(len).slice(0, len - 1 - String(len).length) + 'z';
+      // (a multi-byte UTF-8 name: byte length differs from char length)
+      await ft.send(alice, 'createTopic', [name, [], 0n, 0n, false, '']);
+      const [exists, o, , , , , got] = await ft.call('topic', [tid(name)]);
+      assert.equal(exists, true);
+      assert.equal(lc(o), lc(alice));
+      assert.equal(got, name);
+    }
+  });
+
+  it('lists topics', async () => {
+    const n = await ft.call('topicCount');
+    assert.equal(n, 11n);
+    assert.equal(await ft.call('topicIdAt', [0n]), tid('home/temp'));
+    await reverts(ft.call('topicIdAt', [n]), 'IndexOutOfRange');
+  });
+
+  it('updates a topic (owner only) and emits AclChanged(updated)', async () => {
+    const T = tid('home/temp');
+    await reverts(ft.send(mallory, 'updateTopic', [T, [], 0n, 0n, false, '']), 'NotOwner');
+    await reverts(ft.send(owner, 'updateTopic', [tid('nope'), [], 0n, 0n, false, '']), 'UnknownTopic');
+    const r = await ft.send(owner, 'updateTopic', [T, ['0x5553'], 1n, 2n, false, 'moved']);
+    const [ev] = ft.events(r);
+    assert.equal(ev.eventName, 'AclChanged');
+    assert.equal(ev.args.change, 4);
+    assert.equal(ev.args.action, 255);
+    assert.equal(ev.args.reason, 'moved');
+    const [, , countries, pubFee, subFee, sensitive] = await ft.call('topic', [T]);
+    assert.deepEqual(countries, ['0x5553']);
+    assert.equal(pubFee, 1n);
+    assert.equal(subFee, 2n);
+    assert.equal(sensitive, false);
+    // back to the original settings for the tests below
+    await ft.send(owner, 'updateTopic', [T, ['0x4445', '0x4652'], 5n, 7n, true, '']);
+  });
+});
+
+describe('grant and revoke', () => {
+  const T = tid('home/temp');
+
+  it('only the owner grants and revokes', async () => {
+    await reverts(ft.send(mallory, 'grant', [T, mallory, 0, '']), 'NotOwner');
+    await reverts(ft.send(mallory, 'revoke', [T, alice, 0, '']), 'NotOwner');
+    await reverts(ft.send(owner, 'grant', [tid('nope'), alice, 0, '']), 'UnknownTopic');
+    await reverts(ft.send(owner, 'grant', [T, alice, 2, '']), 'BadAction');
+    await reverts(ft.send(owner, 'revoke', [T, alice, 7, '']), 'BadAction');
+  });
+
+  it('grants, emits AclChanged(grant) and answers the views', async () => {
+    const r = await ft.send(owner, 'grant', [T, alice, 0, 'sensor']);
+    const [ev] = ft.events(r);
+    assert.equal(ev.eventName, 'AclChanged');
+    assert.equal(ev.args.topicId, T);
+    assert.equal(lc(ev.args.target), lc(alice));
+    assert.equal(ev.args.action, 0);
+    assert.equal(lc(ev.args.source), lc(owner));
+    assert.equal(ev.args.change, 1);
+    assert.equal(ev.args.reason, 'sensor');
+
+    assert.deepEqual(await ft.call('verifyPub', [T, alice]), [true, ['0x4445', '0x4652'], true]);
+    assert.deepEqual(await ft.call('verifySub', [T, alice]), [false, ['0x4445', '0x4652'], true]);
+    assert.equal(await ft.call('isMember', [T, alice, 0]), true);
+    assert.equal(await ft.call('isMember', [T, alice, 1]), false);
+    await reverts(ft.call('isMember', [T, alice, 2]), 'BadAction');
+  });
+
+  it('granting an existing member reverts AlreadyMember, revoking a non-member NotMember', async () => {
+    await reverts(ft.send(owner, 'grant', [T, alice, 0, '']), 'AlreadyMember');
+    await reverts(ft.send(owner, 'revoke', [T, bob, 0, '']), 'NotMember');
+    await reverts(ft.send(owner, 'revoke', [T, alice, 1, '']), 'NotMember');
+  });
+
+  it('keeps the member lists right through adds and swap-and-pop removals', async () => {
+    await ft.send(owner, 'grant', [T, bob, 0, '']);
+    await ft.send(owner, 'grant', [T, carol, 0, '']);
+    await ft.send(owner, 'grant', [T, bob, 1, '']);
+    await ft.send(owner, 'grant', [T, mallory, 1, '']);
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 0])), sortAddr([alice, bob, carol]));
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 1])), sortAddr([bob, mallory]));
+
+    // alice is first in the list: removing her moves the last entry into her place
+    const r = await ft.send(owner, 'revoke', [T, alice, 0, 'gone']);
+    const [ev] = ft.events(r);
+    assert.equal(ev.args.change, 2);
+    assert.equal(ev.args.reason, 'gone');
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 0])), sortAddr([bob, carol]));
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 1])), sortAddr([bob, mallory]));
+    assert.deepEqual((await ft.call('verifyPub', [T, alice]))[0], false);
+
+    // bob keeps sub when pub is revoked
+    await ft.send(owner, 'revoke', [T, bob, 0, '']);
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 0])), sortAddr([carol]));
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 1])), sortAddr([bob, mallory]));
+    assert.equal((await ft.call('verifySub', [T, bob]))[0], true);
+
+    // the moved entries still have correct indexes: remove everything, then add back
+    await ft.send(owner, 'revoke', [T, mallory, 1, '']);
+    await ft.send(owner, 'revoke', [T, carol, 0, '']);
+    await ft.send(owner, 'revoke', [T, bob, 1, '']);
+    assert.deepEqual(await ft.call('members', [T, 0]), []);
+    assert.deepEqual(await ft.call('members', [T, 1]), []);
+    await ft.send(owner, 'grant', [T, carol, 1, '']);
+    await ft.send(owner, 'grant', [T, alice, 0, '']);
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 0])), sortAddr([alice]));
+    assert.deepEqual(sortAddr(await ft.call('members', [T, 1])), sortAddr([carol]));
+    await reverts(ft.call('members', [T, 3]), 'BadAction');
+  });
+
+  it('verify and checkBatch answer unknown topics with exists = allowed = false', async () => {
+    assert.deepEqual(await ft.call('verifyPub', [tid('nope'), alice]), [false, [], false]);
+    assert.deepEqual(await ft.call('verifySub', [tid('nope'), alice]), [false, [], false]);
+    const answers = await ft.call('checkBatch', [
+      [
+        { topicId: T, who: alice, action: 0 },
+        { topicId: T, who: alice, action: 1 },
+        { topicId: tid('nope'), who: alice, action: 0 },
+        { topicId: T, who: carol, action: 1 },
+        { topicId: T, who: carol, action: 9 },
+        { topicId: tid('home/+/x'), who: carol, action: 1 },
+      ],
+    ]);
+    const C = ['0x4445', '0x4652'];
+    assert.deepEqual(answers, [
+      { exists: true, allowed: true, sensitive: true, countries: C },
+      { exists: true, allowed: false, sensitive: true, countries: C },
+      { exists: false, allowed: false, sensitive: false, countries: [] },
+      { exists: true, allowed: true, sensitive: true, countries: C },
+      { exists: true, allowed: false, sensitive: true, countries: C },
+      { exists: true, allowed: false, sensitive: false, countries: [] },
+    ]);
+    assert.deepEqual(await ft.call('checkBatch', [[]]), []);
+  });
+
+  it('AclChanged is filterable by topic id, by target address and by action', async () => {
+    const sig = toEventSelector(abi.find((x) => x.type === 'event' && x.name === 'AclChanged'));
+    const get = (topics) => chain.rpc('eth_getLogs', [{ address: ft.address, fromBlock: '0x0', toBlock: 'latest', topics }]);
+    const decode = (logs) => logs.map((l) => decodeEventLog({ abi, data: l.data, topics: l.topics }).args);
+
+    const byTopic = decode(await get([sig, T]));
+    assert.ok(byTopic.length >= 10);
+    assert.ok(byTopic.every((a) => a.topicId === T));
+
+    const byAlice = decode(await get([sig, null, pad(alice)]));
+    assert.ok(byAlice.length >= 3);
+    assert.ok(byAlice.every((a) => lc(a.target) === lc(alice)));
+
+    const subs = decode(await get([sig, T, null, pad('0x01')]));
+    assert.ok(subs.length > 0);
+    assert.ok(subs.every((a) => a.action === 1 && a.topicId === T));
+
+    const aliceGrants = decode(await get([sig, T, pad(alice), pad('0x00')])).filter((a) => a.change === 1);
+    assert.equal(aliceGrants.length, 2); // granted, revoked, granted again
+  });
+});
+
+describe('fees', () => {
+  const P = tid('paid/topic');
+
+  before(async () => {
+    await ft.send(owner, 'createTopic', ['paid/topic', [], 10n ** 15n, 0n, false, '']);
+    await ft.send(owner, 'createTopic', ['closed/topic', [], 2n ** 128n - 1n, 2n ** 128n - 1n, false, '']);
+  });
+
+  it('join needs exactly the fee', async () => {
+    await reverts(ft.send(alice, 'join', [P, 0], 1n), 'WrongFee', [10n ** 15n]);
+    await reverts(ft.send(alice, 'join', [P, 0]), 'WrongFee', [10n ** 15n]);
+    await reverts(ft.send(alice, 'join', [P, 1], 1n), 'WrongFee', [0n]);
+    await reverts(ft.send(alice, 'join', [tid('nope'), 0]), 'UnknownTopic');
+    await reverts(ft.send(alice, 'join', [P, 2]), 'BadAction');
+    await reverts(ft.send(alice, 'join', [tid('closed/topic'), 1]), 'JoinClosed');
+    assert.equal(await ft.call('JOIN_CLOSED'), 2n ** 128n - 1n);
+  });
+
+  it('join with the fee adds the member, credits the owner and emits AclChanged(join)', async () => {
+    const before = await ft.call('balanceOf', [owner]);
+    const r = await ft.send(alice, 'join', [P, 0], 10n ** 15n);
+    const [ev] = ft.events(r);
+    assert.equal(ev.args.change, 3);
+    assert.equal(lc(ev.args.target), lc(alice));
+    assert.equal(lc(ev.args.source), lc(alice));
+    assert.equal(ev.args.action, 0);
+    assert.equal(ev.args.reason, '');
+    assert.equal((await ft.call('verifyPub', [P, alice]))[0], true);
+    assert.equal(await ft.call('balanceOf', [owner]), before + 10n ** 15n);
+    await reverts(ft.send(alice, 'join', [P, 0], 10n ** 15n), 'AlreadyMember');
+    // free subscription
+    await ft.send(bob, 'join', [P, 1]);
+    assert.equal((await ft.call('verifySub', [P, bob]))[0], true);
+    await ft.send(carol, 'join', [P, 0], 10n ** 15n);
+    assert.equal(await ft.call('balanceOf', [owner]), before + 2n * 10n ** 15n);
+  });
+
+  it('withdraw pays the owner exactly the fees, once', async () => {
+    const due = await ft.call('balanceOf', [owner]);
+    assert.equal(due, 2n * 10n ** 15n);
+    const contractBefore = await chain.balance(ft.address);
+    assert.equal(contractBefore, due);
+    const b0 = await chain.balance(owner);
+    const r = await ft.send(owner, 'withdraw', []);
+    const b1 = await chain.balance(owner);
+    const fee = BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice);
+    assert.equal(b1 - b0 + fee, due);
+    assert.equal(await chain.balance(ft.address), 0n);
+    assert.equal(await ft.call('balanceOf', [owner]), 0n);
+    const [ev] = ft.events(r);
+    assert.equal(ev.eventName, 'Withdrawn');
+    assert.equal(ev.args.amount, due);
+    await reverts(ft.send(owner, 'withdraw', []), 'NothingToWithdraw');
+    await reverts(ft.send(mallory, 'withdraw', []), 'NothingToWithdraw');
+    // credits after a withdrawal still add up
+    await ft.send(bob, 'join', [P, 0], 10n ** 15n);
+    assert.equal(await ft.call('balanceOf', [owner]), 10n ** 15n);
+  });
+});

@@ -1,0 +1,265 @@
+//! Bad input and faults: malformed packets, unreachable or misbehaving brokers, slow clients,
+//! failed handshakes, and that the proxy releases everything afterwards.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use flytrap_proto::{
+    Connect, Packet, Properties, Property, PropertyContext, ReasonCode, Version, encode_properties,
+};
+use flytrap_tests::{Mosquitto, Proxy, RawClient, free_port, mosquitto_cli, spawn_sub};
+
+fn connect_bytes(client_id: &str, props: &[Property<'_>]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    encode_properties(props, &mut raw);
+    let mut out = Vec::new();
+    Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 30,
+        properties: Properties::parse_raw(&raw, PropertyContext::Connect).unwrap(),
+        client_id,
+        will: None,
+        username: None,
+        password: None,
+    }
+    .encode(&mut out);
+    out
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn malformed_packet_gets_disconnect_0x81_and_is_not_forwarded() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(&[broker.addr]);
+    let port = proxy.tcp.port().to_string();
+    let sub = spawn_sub(&["-V", "mqttv5", "-p", &port, "-t", "#", "-C", "1", "-W", "3"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = RawClient::connect(proxy.tcp);
+    c.send(&connect_bytes("bad", &[]));
+    c.recv(|p| assert!(matches!(p, Packet::ConnAck(_))))
+        .unwrap();
+    // A PUBLISH whose topic length runs past the packet.
+    c.send(b"\x30\x05\x00\x09abc");
+    let reason = c.recv(|p| match p {
+        Packet::Disconnect(d) => d.reason,
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    });
+    assert_eq!(reason, Some(ReasonCode::MALFORMED_PACKET));
+    assert_eq!(c.recv_frame(), None, "connection closed");
+    let got = sub.wait_with_output().unwrap();
+    assert!(
+        got.stdout.is_empty(),
+        "nothing reached the broker: {:?}",
+        got.stdout
+    );
+}
+
+#[test]
+fn unreachable_broker_gets_connack_0x88() {
+    let closed: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let proxy = Proxy::start(&[closed]);
+    let out = mosquitto_cli(
+        "mosquitto_pub",
+        &[
+            "-V",
+            "mqttv5",
+            "-p",
+            &proxy.tcp.port().to_string(),
+            "-t",
+            "a",
+            "-m",
+            "x",
+        ],
+    );
+    assert!(!out.status.success());
+    let mut c = RawClient::connect(proxy.tcp);
+    c.send(&connect_bytes("nobroker", &[]));
+    let reason = c.recv(|p| match p {
+        Packet::ConnAck(a) => a.reason,
+        other => panic!("expected CONNACK, got {other:?}"),
+    });
+    assert_eq!(reason, Some(ReasonCode::SERVER_UNAVAILABLE));
+}
+
+#[test]
+fn slow_loris_is_cut_at_the_connect_timeout() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start_with(
+        &[broker.addr],
+        |c| c.connect_timeout = Duration::from_millis(500),
+        |_| flytrap_engine::AllowAll,
+    );
+    let mut c = RawClient::connect(proxy.tcp);
+    c.send(&[0x10, 0x20]); // half a fixed header, then nothing
+    let t = Instant::now();
+    assert_eq!(c.recv_frame(), None);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(
+        proxy
+            .engine()
+            .metrics()
+            .render()
+            .contains("flytrap_connect_timeouts_total 1\n")
+    );
+}
+
+#[test]
+fn flytrap_properties_never_reach_the_broker() {
+    // A stand-in broker that records the CONNECT it receives.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recorder = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = vec![0u8; 4096];
+        let n = s.read(&mut got).unwrap();
+        s.write_all(b"\x20\x03\x00\x00\x00").unwrap();
+        got.truncate(n);
+        got
+    });
+    let proxy = Proxy::start(&[addr]);
+    let mut c = RawClient::connect(proxy.tcp);
+    c.send(&connect_bytes(
+        "sensor-1",
+        &[
+            Property::UserProperty(
+                "flytrap-address",
+                "0x1a642f0e3c3af545e7acbd38b07251b3990914f1",
+            ),
+            Property::UserProperty("app", "kept"),
+            Property::UserProperty("flytrap-signature", "0x00"),
+            Property::UserProperty("flytrap-timestamp", "1700000000"),
+        ],
+    ));
+    c.recv(|p| assert!(matches!(p, Packet::ConnAck(_))))
+        .unwrap();
+    let seen = recorder.join().unwrap();
+    let Ok(Packet::Connect(connect)) = Packet::decode(&seen, Version::V5) else {
+        panic!("broker did not get a CONNECT");
+    };
+    assert_eq!(connect.client_id, "sensor-1");
+    assert_eq!(
+        connect.properties.user_properties().collect::<Vec<_>>(),
+        [("app", "kept")]
+    );
+}
+
+#[test]
+fn a_broker_dropping_one_connection_drops_only_that_client() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(&[broker.addr]);
+    let mut first = RawClient::connect(proxy.tcp);
+    first.send(&connect_bytes("same-id", &[]));
+    first.recv(|_| ()).unwrap();
+    let mut other = RawClient::connect(proxy.tcp);
+    other.send(&connect_bytes("other", &[]));
+    other.recv(|_| ()).unwrap();
+    // Session takeover: the broker disconnects the first connection with this client id.
+    let mut second = RawClient::connect(proxy.tcp);
+    second.send(&connect_bytes("same-id", &[]));
+    second.recv(|_| ()).unwrap();
+    loop {
+        match first.recv_frame() {
+            None => break,
+            Some(f) => assert!(matches!(
+                Packet::decode(&f, Version::V5),
+                Ok(Packet::Disconnect(_))
+            )),
+        }
+    }
+    // The others still work.
+    for c in [&mut other, &mut second] {
+        c.send(b"\xc0\x00");
+        c.recv(|p| assert_eq!(p, Packet::PingResp)).unwrap();
+    }
+}
+
+#[test]
+fn failed_tls_handshakes_and_resets_leak_nothing() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(&[broker.addr]);
+    let tls = proxy.tls.unwrap();
+    let metrics = proxy.engine().metrics();
+    // Warm up, then take the baseline.
+    let _ = mosquitto_cli(
+        "mosquitto_pub",
+        &["-p", &proxy.tcp.port().to_string(), "-t", "w", "-m", "x"],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let baseline = open_fds();
+    for i in 0..50 {
+        let mut s = std::net::TcpStream::connect(tls).unwrap();
+        // Not a TLS ClientHello.
+        let _ = s.write_all(b"GET / HTTP/1.1\r\n\r\n");
+        let _ = s.read(&mut [0u8; 64]);
+        // And plain connections reset mid-CONNECT.
+        let mut c = RawClient::connect(proxy.tcp);
+        c.send(&connect_bytes(&format!("r{i}"), &[])[..5]);
+        drop(c);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !metrics.render().contains("flytrap_connections_active 0\n") || open_fds() > baseline {
+        assert!(
+            Instant::now() < deadline,
+            "fds {} > baseline {baseline}",
+            open_fds()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        metrics
+            .render()
+            .contains("flytrap_tls_handshake_failures_total 50\n")
+    );
+    // The shard is still serving TLS.
+    let ca = proxy.ca.as_ref().unwrap().to_str().unwrap().to_string();
+    let out = mosquitto_cli(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &tls.port().to_string(),
+            "--cafile",
+            &ca,
+            "-t",
+            "t",
+            "-m",
+            "ok",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn limits_per_ip_answer_with_server_busy() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start_with(
+        &[broker.addr],
+        |c| c.max_connections_per_ip = 2,
+        |_| flytrap_engine::AllowAll,
+    );
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut c = RawClient::connect(proxy.tcp);
+        c.send(&connect_bytes(&format!("ok{i}"), &[]));
+        c.recv(|_| ()).unwrap();
+        held.push(c);
+    }
+    let mut third = RawClient::connect(proxy.tcp);
+    third.send(&connect_bytes("third", &[]));
+    let reason = third.recv(|p| match p {
+        Packet::ConnAck(a) => a.reason,
+        other => panic!("{other:?}"),
+    });
+    assert_eq!(reason, Some(ReasonCode::SERVER_BUSY));
+}
