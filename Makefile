@@ -25,7 +25,7 @@ unit:
 	$(CARGO) test --locked --workspace --doc
 
 contracts:
-	@if [ -f contracts/package.json ]; then cd contracts && npm run --silent check && npm test; fi
+	cd contracts && npm test
 
 bench: deps
 	$(CARGO) bench --locked -p flytrap-proto --bench codec

@@ -15,8 +15,14 @@ async fn rumqttc_v5_publishes_and_receives_at_every_qos() {
     options.set_keep_alive(Duration::from_secs(5));
     let (client, mut events) = AsyncClient::new(options, 16);
     client.subscribe("rq/#", QoS::ExactlyOnce).await.unwrap();
-    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].into_iter().enumerate() {
-        client.publish(format!("rq/{i}"), qos, false, vec![i as u8; 10]).await.unwrap();
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        client
+            .publish(format!("rq/{i}"), qos, false, vec![i as u8; 10])
+            .await
+            .unwrap();
     }
     let mut received = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -26,12 +32,17 @@ async fn rumqttc_v5_publishes_and_receives_at_every_qos() {
             .expect("deliveries within 10 s")
             .expect("event loop");
         if let Event::Incoming(Packet::Publish(p)) = event {
-            received.push((String::from_utf8_lossy(&p.topic).to_string(), p.payload.to_vec()));
+            received.push((
+                String::from_utf8_lossy(&p.topic).to_string(),
+                p.payload.to_vec(),
+            ));
         }
     }
     received.sort();
     assert_eq!(
         received,
-        (0..3u8).map(|i| (format!("rq/{i}"), vec![i; 10])).collect::<Vec<_>>()
+        (0..3u8)
+            .map(|i| (format!("rq/{i}"), vec![i; 10]))
+            .collect::<Vec<_>>()
     );
 }
