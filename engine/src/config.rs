@@ -28,6 +28,11 @@ pub struct EngineConfig {
     pub tls: Option<TlsFiles>,
     /// Brokers; a client is placed on one by a hash of its client identifier.
     pub brokers: Vec<SocketAddr>,
+    /// Local addresses broker connections are opened from, round-robin (empty = the
+    /// kernel's choice).
+    pub source_addresses: Vec<std::net::IpAddr>,
+    /// Expect a PROXY protocol (v1 or v2) header on every client connection.
+    pub proxy_protocol: bool,
     /// Time allowed between accept and a complete CONNECT (slow-loris defence).
     pub connect_timeout: Duration,
     /// Time allowed to open the broker connection.
@@ -55,6 +60,8 @@ impl Default for EngineConfig {
             listen_tls: None,
             tls: None,
             brokers: Vec::new(),
+            source_addresses: Vec::new(),
+            proxy_protocol: false,
             connect_timeout: Duration::from_secs(10),
             broker_connect_timeout: Duration::from_secs(5),
             max_packet_size: 1 << 20,

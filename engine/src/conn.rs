@@ -117,21 +117,29 @@ pub(crate) async fn serve<A: Authorizer>(
     let Some(addr) = upstream::pick(&shard.config.brokers, connect.client_id) else {
         return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
     };
-    let broker = match upstream::connect(addr, shard.config.broker_connect_timeout).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::debug!(%addr, error = %e, "broker unreachable");
-            metrics.inc(|m| &m.broker_unreachable);
-            return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
-        }
-    };
+    let broker =
+        match upstream::connect(addr, &shard.sources, shard.config.broker_connect_timeout).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "broker unreachable");
+                metrics.inc(|m| &m.broker_unreachable);
+                return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+            }
+        };
     let (mut brd, broker) = split(broker);
 
     // 4. The CONNECT, without the proxy's credentials.
+    // With a source address the connect completes during this first write: bound it too.
     let mut rewritten = BytesMut::with_capacity(frame.len());
-    if rewrite_connect(&frame, &ConnectRewrite::FLYTRAP, &mut rewritten).is_err()
-        || broker.send(&rewritten).await.is_err()
-    {
+    let sent = rewrite_connect(&frame, &ConnectRewrite::FLYTRAP, &mut rewritten).is_ok()
+        && matches!(
+            glommio::timer::timeout(shard.config.broker_connect_timeout, async {
+                Ok(broker.send(&rewritten).await)
+            })
+            .await,
+            Ok(Ok(()))
+        );
+    if !sent {
         metrics.inc(|m| &m.broker_unreachable);
         return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
     }

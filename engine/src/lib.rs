@@ -27,6 +27,7 @@ mod conn;
 mod io;
 pub mod limits;
 pub mod metrics;
+pub mod proxy_protocol;
 mod pump;
 mod shard;
 pub mod tls;

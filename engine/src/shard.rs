@@ -21,6 +21,7 @@ use crate::io::ClientStream;
 use crate::limits::{Limits, Refusal};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::tls::{ShardTls, TlsError, TlsStore};
+use crate::upstream::SourcePool;
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,7 @@ pub(crate) struct ShardCtx<A> {
     pub(crate) config: Arc<EngineConfig>,
     pub(crate) authz: A,
     pub(crate) metrics: Arc<ShardMetrics>,
+    pub(crate) sources: SourcePool,
     limits: Arc<Limits>,
     tls: RefCell<Option<ShardTls>>,
     stopping: Arc<AtomicBool>,
@@ -203,6 +205,7 @@ impl Engine {
                 .spawn(move || async move {
                     let ctx = Rc::new(ShardCtx {
                         authz: make_authorizer(shard),
+                        sources: SourcePool::new(config.source_addresses.clone(), shard),
                         config,
                         metrics: shard_metrics,
                         limits,
@@ -305,60 +308,91 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
         if ctx.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(peer) = stream.peer_addr() else {
+        let Ok(tcp_peer) = stream.peer_addr() else {
             continue;
         };
         let accepted_at = Instant::now();
         ctx.metrics.inc(|m| &m.accepted);
-        let admission = match ctx.limits.admit(peer.ip(), accepted_at) {
-            Ok(a) => a,
-            Err(refusal) => {
-                ctx.metrics.inc(|m| match refusal {
-                    Refusal::Busy => &m.refused_busy,
-                    Refusal::Rate => &m.refused_rate,
-                });
-                if !tls {
-                    glommio::spawn_local(refuse_plain(stream, refusal, ctx.config.max_packet_size))
-                        .detach();
-                }
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        glommio::spawn_local(async move {
-            ctx.metrics.active.fetch_add(1, Ordering::Relaxed);
-            let info = ConnectInfo { peer, tls };
-            let client = if tls {
-                let config = ctx.tls.borrow_mut().as_mut().map(|t| t.config());
-                match config {
-                    Some(config) => {
-                        let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
-                        match glommio::timer::timeout(ctx.config.connect_timeout, async {
-                            Ok(accept.await)
-                        })
-                        .await
-                        {
-                            Ok(Ok(s)) => Some(ClientStream::Tls(Box::new(s))),
-                            _ => {
-                                ctx.metrics.inc(|m| &m.tls_failed);
-                                None
-                            }
-                        }
-                    }
-                    None => None,
-                }
-            } else {
-                Some(ClientStream::Tcp(stream))
-            };
-            if let Some(client) = client {
-                crate::conn::serve(ctx.clone(), client, info, accepted_at).await;
-            }
-            drop(admission);
-            ctx.metrics.active.fetch_sub(1, Ordering::Relaxed);
-        })
+        glommio::spawn_local(serve_accepted(
+            ctx.clone(),
+            stream,
+            tcp_peer,
+            tls,
+            accepted_at,
+        ))
         .detach();
     }
+}
+
+/// Everything between accept and the CONNECT: the PROXY header, the limits, the handshake.
+async fn serve_accepted<A: Authorizer>(
+    ctx: Rc<ShardCtx<A>>,
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
+    tls: bool,
+    accepted_at: Instant,
+) {
+    // Behind a load balancer the client's address comes from the PROXY header, read before
+    // any limit is checked and before the TLS handshake.
+    let peer = if ctx.config.proxy_protocol {
+        let header = glommio::timer::timeout(ctx.config.connect_timeout, async {
+            Ok(crate::proxy_protocol::read_header(&mut stream).await)
+        })
+        .await;
+        match header {
+            Ok(Ok(Some(addr))) => addr,
+            Ok(Ok(None)) => tcp_peer,
+            _ => {
+                ctx.metrics.inc(|m| &m.malformed);
+                return;
+            }
+        }
+    } else {
+        tcp_peer
+    };
+    let admission = match ctx.limits.admit(peer.ip(), accepted_at) {
+        Ok(a) => a,
+        Err(refusal) => {
+            ctx.metrics.inc(|m| match refusal {
+                Refusal::Busy => &m.refused_busy,
+                Refusal::Rate => &m.refused_rate,
+            });
+            if !tls {
+                refuse_plain(stream, refusal, ctx.config.max_packet_size).await;
+            }
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    ctx.metrics.active.fetch_add(1, Ordering::Relaxed);
+    let info = ConnectInfo { peer, tls };
+    let client = if tls {
+        let config = ctx.tls.borrow_mut().as_mut().map(|t| t.config());
+        match config {
+            Some(config) => {
+                let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
+                match glommio::timer::timeout(ctx.config.connect_timeout, async {
+                    Ok(accept.await)
+                })
+                .await
+                {
+                    Ok(Ok(s)) => Some(ClientStream::Tls(Box::new(s))),
+                    _ => {
+                        ctx.metrics.inc(|m| &m.tls_failed);
+                        None
+                    }
+                }
+            }
+            None => None,
+        }
+    } else {
+        Some(ClientStream::Tcp(stream))
+    };
+    if let Some(client) = client {
+        crate::conn::serve(ctx.clone(), client, info, accepted_at).await;
+    }
+    drop(admission);
+    ctx.metrics.active.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// A plain TCP client over the limits: read its CONNECT briefly so the refusal can be a

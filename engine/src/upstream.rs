@@ -1,10 +1,13 @@
 //! The broker side: which broker a client goes to, and opening the connection.
 
+use std::cell::Cell;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use glommio::net::TcpStream;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// Places a client on a broker by a stable hash (FNV-1a) of its client identifier, so a
 /// reconnecting client finds its session on the same broker.
@@ -20,8 +23,113 @@ pub fn pick(brokers: &[SocketAddr], client_id: &str) -> Option<SocketAddr> {
     Some(brokers[(h % brokers.len() as u64) as usize])
 }
 
-/// Opens a broker connection with `TCP_NODELAY` (MQTT packets are small and latency-bound).
-pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// Parses source addresses: single addresses (`127.0.0.2`, `::1`) or inclusive IPv4 ranges
+/// (`127.0.0.2-127.0.0.20`). The error names the entry.
+pub fn parse_source_addresses(entries: &[String]) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let bad = || {
+            format!("invalid source address {entry:?} (an IP address or a range a.b.c.d-a.b.c.e)")
+        };
+        match entry.split_once('-') {
+            None => out.push(entry.trim().parse::<IpAddr>().map_err(|_| bad())?),
+            Some((from, to)) => {
+                let from: std::net::Ipv4Addr = from.trim().parse().map_err(|_| bad())?;
+                let to: std::net::Ipv4Addr = to.trim().parse().map_err(|_| bad())?;
+                let (from, to) = (u32::from(from), u32::from(to));
+                if from > to || to - from >= 1 << 16 {
+                    return Err(bad());
+                }
+                out.extend((from..=to).map(|a| IpAddr::V4(a.into())));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A shard's round-robin over the configured local source addresses.
+///
+/// One source address gives at most one connection per local port towards a broker address:
+/// about 28,000 with the default port range. Binding each upstream socket to the next address
+/// of the pool, with `IP_BIND_ADDRESS_NO_PORT` so that the kernel picks the port at connect
+/// time from the whole 4-tuple, lifts the paper's 65,535-connection ceiling.
+#[derive(Debug, Default)]
+pub(crate) struct SourcePool {
+    addresses: Vec<IpAddr>,
+    next: Cell<usize>,
+}
+
+impl SourcePool {
+    /// A pool starting at `offset` so that shards do not all begin on the same address.
+    pub(crate) fn new(addresses: Vec<IpAddr>, offset: usize) -> SourcePool {
+        SourcePool {
+            next: Cell::new(offset % addresses.len().max(1)),
+            addresses,
+        }
+    }
+
+    fn take(&self, family_of: SocketAddr) -> Option<IpAddr> {
+        let n = self.addresses.len();
+        for _ in 0..n {
+            let i = self.next.get();
+            self.next.set((i + 1) % n);
+            let a = self.addresses[i];
+            if a.is_ipv4() == family_of.is_ipv4() {
+                return Some(a);
+            }
+        }
+        None
+    }
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT` from linux/in.h: defer the local port choice to connect().
+const IP_BIND_ADDRESS_NO_PORT: libc::c_int = 24;
+
+fn bound_socket(source: IpAddr, to: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+    let one: libc::c_int = 1;
+    // SAFETY: `socket` is an open socket we own; the option value is a live c_int whose size
+    // is passed alongside, as setsockopt(2) requires.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    match socket.connect(&SockAddr::from(to)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(socket)
+}
+
+/// Opens a broker connection with `TCP_NODELAY` (MQTT packets are small and latency-bound),
+/// from the next source address of `pool` when it has one.
+///
+/// With a source address the connect completes in the background: the first write (the
+/// CONNECT) waits for it, and a refused connection shows up as that write's error. The caller
+/// bounds that write with the same timeout.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    pool: &SourcePool,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    if let Some(source) = pool.take(addr) {
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(bound_socket(source, addr)?);
+        // SAFETY: `fd` was just released by `into_raw_fd` from a TCP socket we created; the
+        // glommio stream takes sole ownership and closes it.
+        return Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+    }
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(io::Error::from)?;
@@ -46,5 +154,18 @@ mod tests {
         }
         assert!(hits.iter().all(|&h| h > 800), "{hits:?}");
         assert_eq!(pick(&[], "a"), None);
+    }
+
+    #[test]
+    fn source_address_ranges() {
+        let parsed = parse_source_addresses(&["127.0.0.2-127.0.0.4".into(), "::1".into()]).unwrap();
+        assert_eq!(parsed.len(), 4);
+        assert_eq!(parsed[2], IpAddr::from([127, 0, 0, 4]));
+        assert!(parse_source_addresses(&["127.0.0.9-127.0.0.2".into()]).is_err());
+        assert!(
+            parse_source_addresses(&["nope".into()])
+                .unwrap_err()
+                .contains("\"nope\"")
+        );
     }
 }

@@ -94,6 +94,11 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
             .as_ref()
             .map(|a| a.to_vec())
             .unwrap_or_default(),
+        source_addresses: flytrap_engine::upstream::parse_source_addresses(
+            &c.broker.source_addresses,
+        )
+        .map_err(|e| anyhow::anyhow!("broker.source_addresses: {e}"))?,
+        proxy_protocol: c.listen.proxy_protocol,
         connect_timeout: Duration::from_secs(c.limits.connect_timeout_s.max(1)),
         broker_connect_timeout: Duration::from_secs(5),
         max_packet_size: c.limits.max_packet_size,

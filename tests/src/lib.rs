@@ -207,6 +207,30 @@ impl RawClient {
         }
     }
 
+    /// Connects the socket from a given local address and port.
+    pub fn connect_from(source: SocketAddr, addr: SocketAddr) -> RawClient {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.bind(&source.into()).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+            framer: Framer::new(1 << 24),
+            version: Version::V5,
+        }
+    }
+
     /// Writes bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();

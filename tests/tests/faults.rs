@@ -263,3 +263,51 @@ fn limits_per_ip_answer_with_server_busy() {
     });
     assert_eq!(reason, Some(ReasonCode::SERVER_BUSY));
 }
+
+#[test]
+fn proxy_protocol_address_is_the_one_limits_see() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start_with(
+        &[broker.addr],
+        |c| {
+            c.proxy_protocol = true;
+            c.max_connections_per_ip = 1;
+        },
+        |_| flytrap_engine::AllowAll,
+    );
+    let connect_via = |client: &str, id: &str| {
+        let mut c = RawClient::connect(proxy.tcp);
+        c.send(&flytrap_engine::proxy_protocol::encode_v2(
+            client.parse().unwrap(),
+            proxy.tcp,
+        ));
+        c.send(&connect_bytes(id, &[]));
+        let reason = c.recv(|p| match p {
+            Packet::ConnAck(a) => a.reason,
+            other => panic!("{other:?}"),
+        });
+        (c, reason)
+    };
+    // Same TCP peer (127.0.0.1), different client addresses: both admitted.
+    let (_a, ra) = connect_via("192.0.2.1:4000", "pp-a");
+    let (_b, rb) = connect_via("192.0.2.2:4000", "pp-b");
+    assert_eq!(
+        (ra, rb),
+        (Some(ReasonCode::SUCCESS), Some(ReasonCode::SUCCESS))
+    );
+    // A second connection from 192.0.2.1 is over its per-IP limit.
+    let (_c, rc) = connect_via("192.0.2.1:4001", "pp-c");
+    assert_eq!(rc, Some(ReasonCode::SERVER_BUSY));
+    // The v1 text form works too.
+    let mut v1 = RawClient::connect(proxy.tcp);
+    v1.send(b"PROXY TCP4 192.0.2.3 127.0.0.1 5000 1883\r\n");
+    v1.send(&connect_bytes("pp-v1", &[]));
+    assert!(
+        v1.recv(|p| matches!(p, Packet::ConnAck(a) if a.reason == ReasonCode::SUCCESS))
+            .unwrap()
+    );
+    // Without a header the connection is dropped.
+    let mut none = RawClient::connect(proxy.tcp);
+    none.send(&connect_bytes("pp-none", &[]));
+    assert_eq!(none.recv_frame(), None);
+}
