@@ -235,6 +235,9 @@ pub fn parse(
         let Some(rest) = name.strip_prefix("FLYTRAP_") else {
             continue;
         };
+        if name == crate::workers::WORKER_ENV {
+            continue; // set by the supervisor for its workers, not a setting
+        }
         let rest = rest.to_ascii_lowercase();
         let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
             bail!("unknown configuration variable {name}");

@@ -7,3 +7,4 @@
 pub mod config;
 pub mod dev;
 pub mod serve;
+pub mod workers;

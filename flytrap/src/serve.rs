@@ -29,7 +29,18 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             (config, broker)
         }
     };
-    let engine_config = engine_config(&config)?;
+    let worker = crate::workers::Worker::from_env()?;
+    if worker.is_none() && config.engine.processes > 1 {
+        return crate::workers::supervise(&config, &crate::workers::config_path(config_path)?);
+    }
+    let mut engine_config = engine_config(&config)?;
+    let mut metrics_listen = config.metrics.listen;
+    if let Some(w) = worker {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        engine_config.cpus = w.cpus(online, config.engine.cores);
+        engine_config.shards = engine_config.cpus.len();
+        metrics_listen = metrics_listen.map(|a| w.metrics_addr(a));
+    }
     let engine =
         Engine::start(engine_config, |_shard| AllowAll).context("cannot start the engine")?;
     if let Some(addr) = engine.tcp_addr() {
@@ -38,7 +49,7 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     if let Some(addr) = engine.tls_addr() {
         tracing::info!(%addr, "listening (MQTT over TLS)");
     }
-    if let Some(addr) = config.metrics.listen {
+    if let Some(addr) = metrics_listen {
         let addr = flytrap_engine::metrics::serve(addr, engine.metrics())
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
         tracing::info!(%addr, "metrics on http://{addr}/metrics");

@@ -75,10 +75,7 @@ fn inside_namespace() {
         |_| flytrap_engine::AllowAll,
     );
     let (ok, unavailable) = connect_all(&single);
-    assert!(
-        ok > 0 && ok <= PORTS,
-        "one address held {ok} connections"
-    );
+    assert!(ok > 0 && ok <= PORTS, "one address held {ok} connections");
     assert_eq!(ok + unavailable, CLIENTS);
     drop(single);
     std::thread::sleep(Duration::from_millis(500));
