@@ -3,7 +3,12 @@
 //! that reaches the artifact (`npm run compile` in `contracts/`) changes these bindings; the
 //! macro tracks the file, so cargo rebuilds when it changes.
 
-#![allow(missing_docs, missing_debug_implementations, unreachable_pub, clippy::all)]
+#![allow(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::all
+)]
 
 alloy::sol!(
     #[sol(rpc)]

@@ -1,0 +1,704 @@
+//! [`Client`]: every operation of the FlyTrap contract, async, over JSON-RPC (HTTP).
+//!
+//! Writes are signed locally by the client's key (none = read-only client), estimated first (so
+//! a revert is reported, decoded by name, before anything is sent) and awaited until mined.
+
+use std::time::Duration;
+
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::network::{EthereumWallet, ReceiptResponse};
+use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::client::RpcClient;
+use alloy::rpc::types::{BlockNumberOrTag, Filter};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use alloy::transports::http::reqwest;
+
+use crate::audit::{AuditRecord, Spooled};
+use crate::bindings::FlyTrap;
+use crate::types::{Action, Answer, Country, Fee, Query, TopicInfo, TopicSpec};
+use crate::{Error, Result};
+
+/// Each HTTP request to the node gives up after this long (a silent node is "unreachable").
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A sent transaction must be mined within this long.
+pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A mined transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tx {
+    /// Its hash.
+    pub hash: B256,
+    /// The block it was mined in.
+    pub block: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+}
+
+/// A decoded contract event with where it was logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged<E> {
+    /// The block number.
+    pub block: u64,
+    /// The transaction hash.
+    pub tx: B256,
+    /// The log's index in the block.
+    pub log_index: u64,
+    /// The event.
+    pub event: E,
+}
+
+/// A connection to one FlyTrap contract through one node, with an optional signing key.
+#[derive(Clone)]
+pub struct Client {
+    url: String,
+    provider: DynProvider,
+    contract: FlyTrap::FlyTrapInstance<DynProvider>,
+    sender: Option<Address>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url)
+            .field("contract", self.contract.address())
+            .field("sender", &self.sender)
+            .finish()
+    }
+}
+
+/// Builds the JSON-RPC provider for `url`, signing with `signer` when given.
+pub fn provider(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider> {
+    let parsed: reqwest::Url = url
+        .parse()
+        .map_err(|e| Error::InvalidInput(format!("malformed RPC URL '{url}': {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::InvalidInput(format!(
+            "unsupported RPC URL '{url}' (http:// or https:// only)"
+        )));
+    }
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cannot make an HTTP client: {e}")))?;
+    let local = parsed
+        .host_str()
+        .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
+    let rpc = RpcClient::new_http_with_client(http, parsed).with_poll_interval(if local {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(2)
+    });
+    // The recommended fillers cache nonces: a send that fails after the nonce was filled
+    // (a revert at estimation) would leave a gap and every later transaction stuck. Ask the
+    // node for the pending nonce each time instead.
+    let builder = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id();
+    Ok(match signer {
+        Some(s) => builder
+            .wallet(EthereumWallet::from(s))
+            .connect_client(rpc)
+            .erased(),
+        None => builder.connect_client(rpc).erased(),
+    })
+}
+
+impl Client {
+    /// A client of the contract at `contract` through the node at `url`. Nothing is sent yet.
+    pub fn new(url: &str, contract: Address, signer: Option<PrivateKeySigner>) -> Result<Client> {
+        let sender = signer.as_ref().map(|s| s.address());
+        let provider = provider(url, signer)?;
+        let contract = FlyTrap::new(contract, provider.clone());
+        Ok(Client {
+            url: url.to_string(),
+            provider,
+            contract,
+            sender,
+        })
+    }
+
+    /// Deploys a new contract with `signer` as admin and first operator.
+    pub async fn deploy(url: &str, signer: PrivateKeySigner) -> Result<(Client, Tx)> {
+        let sender = signer.address();
+        let provider = provider(url, Some(signer))?;
+        let builder = FlyTrap::deploy_builder(provider.clone());
+        let pending = builder
+            .send()
+            .await
+            .map_err(|e| Error::from_contract(e, url))?;
+        let hash = *pending.tx_hash();
+        let receipt = wait_receipt(&provider, hash, url).await?;
+        let address = receipt
+            .contract_address()
+            .ok_or_else(|| Error::Rpc("the deployment receipt has no contract address".into()))?;
+        let tx = Tx {
+            hash,
+            block: receipt.block_number().unwrap_or_default(),
+            gas_used: receipt.gas_used(),
+        };
+        if !receipt.status() {
+            return Err(Error::Rpc(format!(
+                "the deployment transaction {hash} failed"
+            )));
+        }
+        Ok((
+            Client {
+                url: url.to_string(),
+                contract: FlyTrap::new(address, provider.clone()),
+                provider,
+                sender: Some(sender),
+            },
+            tx,
+        ))
+    }
+
+    /// The contract's address.
+    pub fn address(&self) -> Address {
+        *self.contract.address()
+    }
+
+    /// The signing account, if any.
+    pub fn sender(&self) -> Option<Address> {
+        self.sender
+    }
+
+    /// The RPC URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The underlying provider (for raw RPC).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The generated contract instance (for anything not wrapped here).
+    pub fn instance(&self) -> &FlyTrap::FlyTrapInstance<DynProvider> {
+        &self.contract
+    }
+
+    fn rpc_err(&self, e: alloy::transports::TransportError) -> Error {
+        Error::from_rpc(e, &self.url)
+    }
+
+    fn call_err(&self, e: alloy::contract::Error) -> Error {
+        Error::from_contract(e, &self.url)
+    }
+
+    /// The node's latest block number.
+    pub async fn block_number(&self) -> Result<u64> {
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| self.rpc_err(e))
+    }
+
+    /// The node's chain id.
+    pub async fn chain_id(&self) -> Result<u64> {
+        self.provider
+            .get_chain_id()
+            .await
+            .map_err(|e| self.rpc_err(e))
+    }
+
+    /// The contract's runtime code (empty = no contract there).
+    pub async fn code(&self) -> Result<Bytes> {
+        self.provider
+            .get_code_at(self.address())
+            .await
+            .map_err(|e| self.rpc_err(e))
+    }
+
+    /// Fails with [`Error::NoContract`] unless the contract's code is at the address.
+    pub async fn ensure_contract(&self) -> Result<()> {
+        if self.code().await?.is_empty() {
+            return Err(Error::NoContract(self.address()));
+        }
+        Ok(())
+    }
+
+    /// The ether balance of an account, in wei.
+    pub async fn eth_balance(&self, who: Address) -> Result<U256> {
+        self.provider
+            .get_balance(who)
+            .await
+            .map_err(|e| self.rpc_err(e))
+    }
+
+    /// Sends a contract call as a transaction and waits until it is mined.
+    async fn send<D: CallDecoder>(&self, call: CallBuilder<&DynProvider, D>) -> Result<Tx> {
+        if self.sender.is_none() {
+            return Err(Error::InvalidInput(
+                "this needs a signing key (--key FILE)".into(),
+            ));
+        }
+        // The fillers estimate gas first: a revert comes back here, decoded, before sending.
+        let pending = call.send().await.map_err(|e| self.call_err(e))?;
+        let hash = *pending.tx_hash();
+        let receipt = wait_receipt(&self.provider, hash, &self.url).await?;
+        let tx = Tx {
+            hash,
+            block: receipt.block_number().unwrap_or_default(),
+            gas_used: receipt.gas_used(),
+        };
+        if !receipt.status() {
+            return Err(Error::Reverted(crate::error::Revert {
+                name: "revert".into(),
+                detail: format!("transaction {hash} reverted on chain after a successful estimate"),
+            }));
+        }
+        Ok(tx)
+    }
+
+    // ------------------------------------------------------------------ topics
+
+    /// Registers `name` (owned by the sender); returns its id.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        spec: &TopicSpec,
+        reason: &str,
+    ) -> Result<(B256, Tx)> {
+        if name.is_empty() {
+            return Err(Error::InvalidInput("the topic name is empty".into()));
+        }
+        let tx = self
+            .send(self.contract.createTopic(
+                name.to_string(),
+                countries(&spec.countries),
+                spec.pub_fee.to_raw(),
+                spec.sub_fee.to_raw(),
+                spec.sensitive,
+                reason.to_string(),
+            ))
+            .await?;
+        Ok((crate::topic_id(name), tx))
+    }
+
+    /// Replaces a topic's countries, fees and sensitive flag (owner only).
+    pub async fn update_topic(&self, topic: B256, spec: &TopicSpec, reason: &str) -> Result<Tx> {
+        self.send(self.contract.updateTopic(
+            topic,
+            countries(&spec.countries),
+            spec.pub_fee.to_raw(),
+            spec.sub_fee.to_raw(),
+            spec.sensitive,
+            reason.to_string(),
+        ))
+        .await
+    }
+
+    /// Gives `who` the action on the topic (owner only).
+    pub async fn grant(
+        &self,
+        topic: B256,
+        who: Address,
+        action: Action,
+        reason: &str,
+    ) -> Result<Tx> {
+        self.send(
+            self.contract
+                .grant(topic, who, action.code(), reason.to_string()),
+        )
+        .await
+    }
+
+    /// Takes the action on the topic from `who` (owner only; no refund).
+    pub async fn revoke(
+        &self,
+        topic: B256,
+        who: Address,
+        action: Action,
+        reason: &str,
+    ) -> Result<Tx> {
+        self.send(
+            self.contract
+                .revoke(topic, who, action.code(), reason.to_string()),
+        )
+        .await
+    }
+
+    /// The sender joins the topic for the action, paying `value` wei (must equal the fee).
+    pub async fn join(&self, topic: B256, action: Action, value: U256) -> Result<Tx> {
+        self.send(self.contract.join(topic, action.code()).value(value))
+            .await
+    }
+
+    /// Pays the sender's collected fees out to it; returns the amount.
+    pub async fn withdraw(&self) -> Result<(U256, Tx)> {
+        let owner = self
+            .sender
+            .ok_or_else(|| Error::InvalidInput("this needs a signing key (--key FILE)".into()))?;
+        let amount = self.balance_of(owner).await?;
+        let tx = self.send(self.contract.withdraw()).await?;
+        Ok((amount, tx))
+    }
+
+    /// Fees credited to `owner` and not yet withdrawn.
+    pub async fn balance_of(&self, owner: Address) -> Result<U256> {
+        self.contract
+            .balanceOf(owner)
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// `verifyPub` / `verifySub`: may `who` do `action` on the topic.
+    pub async fn verify(&self, topic: B256, who: Address, action: Action) -> Result<Answer> {
+        let r = match action {
+            Action::Publish => {
+                let r = self
+                    .contract
+                    .verifyPub(topic, who)
+                    .call()
+                    .await
+                    .map_err(|e| self.call_err(e))?;
+                (r.allowed, r.countries, r.sensitive)
+            }
+            Action::Subscribe => {
+                let r = self
+                    .contract
+                    .verifySub(topic, who)
+                    .call()
+                    .await
+                    .map_err(|e| self.call_err(e))?;
+                (r.allowed, r.countries, r.sensitive)
+            }
+        };
+        // verify* does not say whether the topic exists; a sensitive or country-bound topic
+        // exists, otherwise ask.
+        let exists = if r.0 || r.2 || !r.1.is_empty() {
+            true
+        } else {
+            self.topic(topic).await?.is_some()
+        };
+        Ok(Answer {
+            exists,
+            allowed: r.0,
+            sensitive: r.2,
+            countries: r.1.into_iter().map(Country::from_bytes2).collect(),
+        })
+    }
+
+    /// Answers many questions in one `checkBatch` call, in order.
+    pub async fn check_batch(&self, queries: &[Query]) -> Result<Vec<Answer>> {
+        let qs: Vec<FlyTrap::Query> = queries
+            .iter()
+            .map(|q| FlyTrap::Query {
+                topicId: q.topic_id,
+                who: q.who,
+                action: q.action.code(),
+            })
+            .collect();
+        let answers = self
+            .contract
+            .checkBatch(qs)
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))?;
+        if answers.len() != queries.len() {
+            return Err(Error::Rpc(format!(
+                "checkBatch answered {} of {} questions",
+                answers.len(),
+                queries.len()
+            )));
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| Answer {
+                exists: a.exists,
+                allowed: a.allowed,
+                sensitive: a.sensitive,
+                countries: a.countries.into_iter().map(Country::from_bytes2).collect(),
+            })
+            .collect())
+    }
+
+    /// A topic's metadata; `None` if it is not registered.
+    pub async fn topic(&self, id: B256) -> Result<Option<TopicInfo>> {
+        let t = self
+            .contract
+            .topic(id)
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))?;
+        if !t.exists {
+            return Ok(None);
+        }
+        Ok(Some(TopicInfo {
+            id,
+            name: t.name,
+            owner: t.owner,
+            countries: t.countries.into_iter().map(Country::from_bytes2).collect(),
+            pub_fee: Fee::from_raw(t.pubFee),
+            sub_fee: Fee::from_raw(t.subFee),
+            sensitive: t.sensitive,
+        }))
+    }
+
+    /// A topic by name, or [`Error::InvalidInput`] naming it when it is not registered.
+    pub async fn topic_by_name(&self, name: &str) -> Result<TopicInfo> {
+        self.topic(crate::topic_id(name))
+            .await?
+            .ok_or_else(|| Error::InvalidInput(format!("unknown topic '{name}'")))
+    }
+
+    /// Does `who` hold the action on the topic.
+    pub async fn is_member(&self, topic: B256, who: Address, action: Action) -> Result<bool> {
+        self.contract
+            .isMember(topic, who, action.code())
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    /// The publishers or subscribers of a topic (no particular order).
+    pub async fn members(&self, topic: B256, action: Action) -> Result<Vec<Address>> {
+        self.contract
+            .members(topic, action.code())
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    /// Number of topics ever created.
+    pub async fn topic_count(&self) -> Result<u64> {
+        let n = self
+            .contract
+            .topicCount()
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))?;
+        Ok(n.saturating_to())
+    }
+
+    /// The id of the `i`-th topic created.
+    pub async fn topic_id_at(&self, i: u64) -> Result<B256> {
+        self.contract
+            .topicIdAt(U256::from(i))
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    /// Every topic, in creation order.
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>> {
+        let n = self.topic_count().await?;
+        let mut out = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let id = self.topic_id_at(i).await?;
+            if let Some(t) = self.topic(id).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------------ operators
+
+    /// The contract's admin (deployer).
+    pub async fn admin(&self) -> Result<Address> {
+        self.contract
+            .admin()
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    /// Lets `op` write audit records (admin only).
+    pub async fn add_operator(&self, op: Address) -> Result<Tx> {
+        self.send(self.contract.addOperator(op)).await
+    }
+
+    /// Stops `op` writing audit records (admin only).
+    pub async fn remove_operator(&self, op: Address) -> Result<Tx> {
+        self.send(self.contract.removeOperator(op)).await
+    }
+
+    /// May `op` write audit records.
+    pub async fn is_operator(&self, op: Address) -> Result<bool> {
+        self.contract
+            .isOperator(op)
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    /// The highest audit `seq` written by `op`.
+    pub async fn last_seq(&self, op: Address) -> Result<u64> {
+        self.contract
+            .lastSeq(op)
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    // ------------------------------------------------------------------ audit records
+
+    fn audit_call(
+        &self,
+        records: &[Spooled],
+    ) -> CallBuilder<&DynProvider, std::marker::PhantomData<FlyTrap::recordAuditCall>> {
+        let (mut bans, mut wrong, mut failed, mut reports) = (vec![], vec![], vec![], vec![]);
+        for r in records {
+            match r.record.to_sol(r.seq) {
+                crate::audit::SolRecord::Ban(b) => bans.push(b),
+                crate::audit::SolRecord::WrongCountry(w) => wrong.push(w),
+                crate::audit::SolRecord::ConnectFailed(c) => failed.push(c),
+                crate::audit::SolRecord::Report(s) => reports.push(s),
+            }
+        }
+        self.contract.recordAudit(bans, wrong, failed, reports)
+    }
+
+    /// Gas `recordAudit` of these records would take now.
+    pub async fn estimate_record_audit(&self, records: &[Spooled]) -> Result<u64> {
+        self.audit_call(records)
+            .estimate_gas()
+            .await
+            .map_err(|e| self.call_err(e))
+    }
+
+    /// Writes audit records of every kind in one `recordAudit` transaction (operators only;
+    /// records with `seq <= lastSeq` are skipped by the contract).
+    pub async fn record_audit(&self, records: &[Spooled]) -> Result<Tx> {
+        self.send(self.audit_call(records)).await
+    }
+
+    /// `recordBans` alone.
+    pub async fn record_bans(&self, bans: Vec<FlyTrap::Ban>) -> Result<Tx> {
+        self.send(self.contract.recordBans(bans)).await
+    }
+
+    /// `recordWrongCountry` alone.
+    pub async fn record_wrong_country(
+        &self,
+        records: Vec<FlyTrap::WrongCountryRecord>,
+    ) -> Result<Tx> {
+        self.send(self.contract.recordWrongCountry(records)).await
+    }
+
+    /// `recordConnectFailed` alone.
+    pub async fn record_connect_failed(
+        &self,
+        records: Vec<FlyTrap::ConnectFailedRecord>,
+    ) -> Result<Tx> {
+        self.send(self.contract.recordConnectFailed(records)).await
+    }
+
+    /// `recordSensitive` alone.
+    pub async fn record_sensitive(&self, reports: Vec<FlyTrap::Report>) -> Result<Tx> {
+        self.send(self.contract.recordSensitive(reports)).await
+    }
+
+    /// Convenience: one record through `recordAudit` with the given seq.
+    pub async fn record(&self, seq: u64, record: AuditRecord) -> Result<Tx> {
+        self.record_audit(&[Spooled { seq, record }]).await
+    }
+
+    // ------------------------------------------------------------------ history
+
+    /// The contract's events of type `E` in blocks `[from, to]` (to = `None`: latest), oldest
+    /// first.
+    pub async fn events<E: SolEvent>(&self, from: u64, to: Option<u64>) -> Result<Vec<Logged<E>>> {
+        let filter = Filter::new()
+            .address(self.address())
+            .event_signature(E::SIGNATURE_HASH)
+            .from_block(from)
+            .to_block(to.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number));
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        let mut out = Vec::with_capacity(logs.len());
+        for log in logs {
+            let decoded = log
+                .log_decode::<E>()
+                .map_err(|e| Error::Rpc(format!("undecodable {} log: {e}", E::SIGNATURE)))?;
+            out.push(Logged {
+                block: log.block_number.unwrap_or_default(),
+                tx: log.transaction_hash.unwrap_or_default(),
+                log_index: log.log_index.unwrap_or_default(),
+                event: decoded.inner.data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The timestamp of a block.
+    pub async fn block_time(&self, number: u64) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(|e| self.rpc_err(e))?
+            .ok_or_else(|| Error::Rpc(format!("block {number} not found")))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// The first block whose timestamp is ≥ `t` (binary search; the latest + 1 if none).
+    pub async fn first_block_at_or_after(&self, t: u64) -> Result<u64> {
+        let latest = self.block_number().await?;
+        if self.block_time(latest).await? < t {
+            return Ok(latest + 1);
+        }
+        let (mut lo, mut hi) = (0u64, latest);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.block_time(mid).await? >= t {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The last block whose timestamp is ≤ `t` (`None` if even block 0 is later).
+    pub async fn last_block_at_or_before(&self, t: u64) -> Result<Option<u64>> {
+        let first_after = self.first_block_at_or_after(t.saturating_add(1)).await?;
+        Ok(first_after.checked_sub(1))
+    }
+}
+
+fn countries(cs: &[Country]) -> Vec<FixedBytes<2>> {
+    cs.iter().map(|c| c.to_bytes2()).collect()
+}
+
+/// Polls for a receipt until it is there or [`RECEIPT_TIMEOUT`] passes.
+async fn wait_receipt(
+    provider: &DynProvider,
+    hash: B256,
+    url: &str,
+) -> Result<alloy::rpc::types::TransactionReceipt> {
+    let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match provider.get_transaction_receipt(hash).await {
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => {}
+            Err(e) => {
+                let e = Error::from_rpc(e, url);
+                if !e.is_unreachable() {
+                    return Err(e);
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Rpc(format!(
+                "transaction {hash} not mined within {}s",
+                RECEIPT_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
