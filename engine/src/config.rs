@@ -31,6 +31,11 @@ pub struct EngineConfig {
     /// Local addresses broker connections are opened from, round-robin (empty = the
     /// kernel's choice).
     pub source_addresses: Vec<std::net::IpAddr>,
+    /// Speak TLS to the brokers.
+    pub broker_tls: bool,
+    /// CA certificates (PEM) that sign the brokers' certificates; without it, the system's
+    /// roots (`/etc/ssl/certs/ca-certificates.crt`).
+    pub broker_ca: Option<PathBuf>,
     /// Expect a PROXY protocol (v1 or v2) header on every client connection.
     pub proxy_protocol: bool,
     /// Time allowed between accept and a complete CONNECT (slow-loris defence).
@@ -61,6 +66,8 @@ impl Default for EngineConfig {
             tls: None,
             brokers: Vec::new(),
             source_addresses: Vec::new(),
+            broker_tls: false,
+            broker_ca: None,
             proxy_protocol: false,
             connect_timeout: Duration::from_secs(10),
             broker_connect_timeout: Duration::from_secs(5),

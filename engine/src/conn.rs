@@ -13,7 +13,7 @@ use flytrap_proto::{
 use futures_lite::future;
 
 use crate::authz::{Authorizer, ConnectInfo};
-use crate::io::{ClientStream, Reader, Writer, split};
+use crate::io::{BrokerStream, ClientStream, Reader, Stream, Writer, split};
 use crate::pump::{Ctx, End, Shared};
 use crate::shard::ShardCtx;
 use crate::upstream;
@@ -126,6 +126,29 @@ pub(crate) async fn serve<A: Authorizer>(
                 return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
             }
         };
+    let broker: BrokerStream = match &shard.broker_tls {
+        None => Stream::Tcp(broker),
+        Some(connector) => {
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            let handshake = connector.connect(name, broker);
+            match glommio::timer::timeout(shard.config.broker_connect_timeout, async {
+                Ok(handshake.await)
+            })
+            .await
+            {
+                Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                Ok(Err(e)) => {
+                    tracing::warn!(%addr, error = %e, "broker TLS handshake failed");
+                    metrics.inc(|m| &m.broker_unreachable);
+                    return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                }
+                Err(_) => {
+                    metrics.inc(|m| &m.broker_unreachable);
+                    return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                }
+            }
+        }
+    };
     let (mut brd, broker) = split(broker);
 
     // 4. The CONNECT, without the proxy's credentials.
@@ -168,11 +191,15 @@ pub(crate) async fn serve<A: Authorizer>(
         client: &client,
         broker: &broker,
         client_idle: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
+        last_client_read: std::cell::Cell::new(Instant::now()),
         deny_disconnect: shard.config.deny_disconnect,
     };
     let end = future::or(
-        ctx.client_to_broker(&mut rd, buf),
-        ctx.broker_to_client(&mut brd),
+        future::or(
+            ctx.client_to_broker(&mut rd, buf),
+            ctx.broker_to_client(&mut brd),
+        ),
+        ctx.keep_alive(),
     )
     .await;
     match &end {

@@ -14,25 +14,29 @@ use std::task::{Context, Poll};
 
 use futures_lite::future::poll_fn;
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use futures_rustls::server::TlsStream;
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
-/// A client connection: plain TCP or TLS.
+/// A connection, plain TCP or TLS (`T` is rustls' server or client stream).
 #[derive(Debug)]
-pub(crate) enum ClientStream {
+pub(crate) enum Stream<T> {
     Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<T>),
 }
+
+/// A client connection.
+pub(crate) type ClientStream = Stream<futures_rustls::server::TlsStream<TcpStream>>;
+/// A broker connection.
+pub(crate) type BrokerStream = Stream<futures_rustls::client::TlsStream<TcpStream>>;
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
-            ClientStream::Tcp($s) => {
+            Stream::Tcp($s) => {
                 let $s = Pin::new($s);
                 $e
             }
-            ClientStream::Tls($s) => {
+            Stream::Tls($s) => {
                 let $s = Pin::new($s.as_mut());
                 $e
             }
@@ -40,7 +44,7 @@ macro_rules! delegate {
     };
 }
 
-impl AsyncRead for ClientStream {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -50,7 +54,7 @@ impl AsyncRead for ClientStream {
     }
 }
 
-impl AsyncWrite for ClientStream {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -6,7 +6,7 @@
 //! SUBACK) or withheld break a run. An authorisation answer that is not ready flushes the run
 //! first and then waits; frames are handled in order, so packet order per connection is kept.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,8 @@ pub(crate) struct Ctx<'c, A: Authorizer, C, B> {
     pub(crate) broker: &'c Writer<B>,
     /// Client read timeout: 1.5 × keep alive (None when keep alive is off).
     pub(crate) client_idle: Option<Duration>,
+    /// When the client last sent anything.
+    pub(crate) last_client_read: Cell<Instant>,
     pub(crate) deny_disconnect: bool,
 }
 
@@ -145,28 +147,28 @@ async fn resolve<T>(check: Check<T>, metrics: &ShardMetrics) -> T {
     }
 }
 
-/// Reads more bytes into `buf`. `Ok(0)` is end of stream; an idle timeout is an error.
+/// Smallest and largest single read. Reads grow while they come back full and shrink when
+/// they come back mostly empty, so that small packets do not pay for zeroing a large window
+/// and large ones do not take many small reads.
+const READ_MIN: usize = 2 << 10;
+const READ_MAX: usize = 256 << 10;
+
+/// Reads more bytes into `buf`, at most `*read_size`. `Ok(0)` is end of stream.
 async fn fill<S: AsyncRead + Unpin>(
     rd: &mut Reader<S>,
     buf: &mut BytesMut,
-    idle: Option<Duration>,
+    read_size: &mut usize,
 ) -> io::Result<usize> {
     let len = buf.len();
-    if buf.capacity() - len < 1024 {
-        buf.reserve(4096);
+    buf.resize(len + *read_size, 0);
+    let result = rd.read(&mut buf[len..]).await;
+    let n = *result.as_ref().unwrap_or(&0);
+    buf.truncate(len + n);
+    if n == *read_size {
+        *read_size = (*read_size * 2).min(READ_MAX);
+    } else if n < *read_size / 4 {
+        *read_size = (*read_size / 2).max(READ_MIN);
     }
-    let spare = buf.capacity() - len;
-    buf.resize(len + spare, 0);
-    let result = match idle {
-        Some(d) => {
-            let read = rd.read(&mut buf[len..]);
-            glommio::timer::timeout(d, async { Ok(read.await?) })
-                .await
-                .map_err(io::Error::from)
-        }
-        None => rd.read(&mut buf[len..]).await,
-    };
-    buf.truncate(len + *result.as_ref().unwrap_or(&0));
     result
 }
 
@@ -174,6 +176,7 @@ async fn fill<S: AsyncRead + Unpin>(
 struct Pump {
     buf: BytesMut,
     run: usize,
+    read_size: usize,
 }
 
 impl Pump {
@@ -241,7 +244,11 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
 {
     /// Client → broker, until either side ends it.
     pub(crate) async fn client_to_broker(&self, rd: &mut Reader<C>, buf: BytesMut) -> End {
-        let mut pump = Pump { buf, run: 0 };
+        let mut pump = Pump {
+            buf,
+            run: 0,
+            read_size: READ_MIN,
+        };
         loop {
             loop {
                 let header = match pump.next_frame(self.framer) {
@@ -267,9 +274,12 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
             if let Err(e) = pump.flush(self.broker).await {
                 return e.into();
             }
-            match fill(rd, &mut pump.buf, self.client_idle).await {
+            match fill(rd, &mut pump.buf, &mut pump.read_size).await {
                 Ok(0) => return End::Closed,
-                Ok(n) => self.metrics.bytes_in.fetch_add(n as u64, Relaxed),
+                Ok(n) => {
+                    self.last_client_read.set(Instant::now());
+                    self.metrics.bytes_in.fetch_add(n as u64, Relaxed)
+                }
                 Err(e) => return End::Io(e),
             };
         }
@@ -278,8 +288,9 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
     /// Broker → client, until either side ends it.
     pub(crate) async fn broker_to_client(&self, rd: &mut Reader<B>) -> End {
         let mut pump = Pump {
-            buf: BytesMut::with_capacity(1024),
+            buf: BytesMut::new(),
             run: 0,
+            read_size: READ_MIN,
         };
         loop {
             loop {
@@ -311,11 +322,27 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
                 return e.into();
             }
             self.metrics.bytes_out.fetch_add(flushed as u64, Relaxed);
-            match fill(rd, &mut pump.buf, None).await {
+            match fill(rd, &mut pump.buf, &mut pump.read_size).await {
                 Ok(0) => return End::Closed,
                 Ok(_) => {}
                 Err(e) => return End::Io(e),
             }
+        }
+    }
+
+    /// Ends the connection when the client has been silent for 1.5 × its keep alive. One timer
+    /// per keep-alive period, not one per read.
+    pub(crate) async fn keep_alive(&self) -> End {
+        let Some(idle) = self.client_idle else {
+            return futures_lite::future::pending().await;
+        };
+        loop {
+            let deadline = self.last_client_read.get() + idle;
+            let now = Instant::now();
+            if now >= deadline {
+                return End::Io(io::ErrorKind::TimedOut.into());
+            }
+            glommio::timer::sleep(deadline - now).await;
         }
     }
 

@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::authz::{Authorizer, ConnectInfo};
 use crate::config::EngineConfig;
-use crate::io::ClientStream;
+use crate::io::Stream;
 use crate::limits::{Limits, Refusal};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::tls::{ShardTls, TlsError, TlsStore};
@@ -62,6 +62,7 @@ pub(crate) struct ShardCtx<A> {
     pub(crate) authz: A,
     pub(crate) metrics: Arc<ShardMetrics>,
     pub(crate) sources: SourcePool,
+    pub(crate) broker_tls: Option<futures_rustls::TlsConnector>,
     limits: Arc<Limits>,
     tls: RefCell<Option<ShardTls>>,
     stopping: Arc<AtomicBool>,
@@ -154,6 +155,11 @@ impl Engine {
             (Some(_), None) => return Err(EngineError::TlsWithoutCertificate),
             _ => None,
         };
+        let broker_tls = if config.broker_tls {
+            Some(crate::tls::client_config(config.broker_ca.as_deref())?)
+        } else {
+            None
+        };
         let mut tcp_group = config
             .listen_tcp
             .map(|a| bind_group(a, shards))
@@ -197,6 +203,7 @@ impl Engine {
             let limits = limits.clone();
             let stopping = stopper.stopping.clone();
             let tls_store = tls_store.clone();
+            let broker_tls = broker_tls.clone();
             let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
                 .name(&format!("flytrap-shard-{shard}"))
                 // The engine does no storage I/O: keep glommio's registered buffers (locked
@@ -206,6 +213,7 @@ impl Engine {
                     let ctx = Rc::new(ShardCtx {
                         authz: make_authorizer(shard),
                         sources: SourcePool::new(config.source_addresses.clone(), shard),
+                        broker_tls: broker_tls.map(futures_rustls::TlsConnector::from),
                         config,
                         metrics: shard_metrics,
                         limits,
@@ -376,7 +384,7 @@ async fn serve_accepted<A: Authorizer>(
                 })
                 .await
                 {
-                    Ok(Ok(s)) => Some(ClientStream::Tls(Box::new(s))),
+                    Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
                     _ => {
                         ctx.metrics.inc(|m| &m.tls_failed);
                         None
@@ -386,7 +394,7 @@ async fn serve_accepted<A: Authorizer>(
             None => None,
         }
     } else {
-        Some(ClientStream::Tcp(stream))
+        Some(Stream::Tcp(stream))
     };
     if let Some(client) = client {
         crate::conn::serve(ctx.clone(), client, info, accepted_at).await;

@@ -58,6 +58,33 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// The system's CA bundle on Debian.
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A rustls client config for broker connections, trusting the certificates in `ca` (PEM), or
+/// the system's roots.
+pub fn client_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let path = ca.unwrap_or(std::path::Path::new(SYSTEM_ROOTS));
+    let read_err = |source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut reader = BufReader::new(File::open(path).map_err(read_err)?);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut reader) {
+        roots.add(cert.map_err(read_err)?)?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate(path.display().to_string()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// The current TLS config, shared by all shards, replaced on reload.
 #[derive(Debug)]
 pub struct TlsStore {

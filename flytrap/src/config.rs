@@ -76,6 +76,8 @@ impl Addresses {
 pub struct Broker {
     pub address: Option<Addresses>,
     pub tls: bool,
+    /// CA file for `tls` (an addition to SPEC §6; default: the system's roots).
+    pub ca: Option<PathBuf>,
     pub source_addresses: Vec<String>,
 }
 

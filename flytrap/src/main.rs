@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flytrap::serve;
+use flytrap::{cmd, serve};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -26,6 +26,30 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Deploy the FlyTrap contract with --key as admin and operator; print its address.
+    Deploy(cmd::ops::Deploy),
+    /// Keys (secp256k1, one 0x-hex private key per file, mode 0600).
+    Key {
+        #[command(subcommand)]
+        command: cmd::key::KeyCommand,
+    },
+    /// Print CONNECT credentials (user properties) and ready mosquitto_pub arguments.
+    Sign(cmd::sign::Sign),
+    /// Register and read topics.
+    Topic {
+        #[command(subcommand)]
+        command: cmd::topic::TopicCommand,
+    },
+    /// Let an address publish (pub) or subscribe (sub) to a topic you own.
+    Grant(cmd::ops::Change),
+    /// Take a right back from an address (no refund of a paid fee).
+    Revoke(cmd::ops::Change),
+    /// Join a topic as publisher or subscriber, paying its fee.
+    Join(cmd::ops::Join),
+    /// Pay out the join fees collected by the --key account.
+    Withdraw(cmd::ops::Withdraw),
+    /// Reports from the audit records and the change log on the chain.
+    Audit(cmd::audit::Audit),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +63,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Deploy(c) => c.run(),
+        Command::Key { command } => command.run(),
+        Command::Sign(c) => c.run(),
+        Command::Topic { command } => command.run(),
+        Command::Grant(c) => c.run(true),
+        Command::Revoke(c) => c.run(false),
+        Command::Join(c) => c.run(),
+        Command::Withdraw(c) => c.run(),
+        Command::Audit(c) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,8 +36,12 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let mut engine_config = engine_config(&config)?;
     let mut metrics_listen = config.metrics.listen;
     if let Some(w) = worker {
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-        engine_config.cpus = w.cpus(online, config.engine.cores);
+        let allowed = allowed_cpus();
+        engine_config.cpus = w
+            .cpus(allowed.len(), config.engine.cores)
+            .into_iter()
+            .map(|i| allowed[i])
+            .collect();
         engine_config.shards = engine_config.cpus.len();
         metrics_listen = metrics_listen.map(|a| w.metrics_addr(a));
     }
@@ -78,14 +82,35 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine's settings from the config file.
+/// The CPUs this process may run on (`taskset`, cgroups), from `/proc/self/status`.
+pub fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim();
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+            cpus.extend(a..=b);
+        }
+    }
+    if cpus.is_empty() {
+        cpus.push(0);
+    }
+    cpus
+}
+
+/// The engine's settings from the config file. Shards are pinned to the CPUs the process is
+/// allowed (so `taskset -c 1 flytrap serve` runs on CPU 1), `engine.cores` of them at most.
 pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards = if c.engine.cores == 0 {
-        online
-    } else {
-        c.engine.cores
-    };
+    let mut cpus = allowed_cpus();
+    if c.engine.cores > 0 {
+        cpus = (0..c.engine.cores).map(|i| cpus[i % cpus.len()]).collect();
+    }
+    let shards = cpus.len();
     let tls = match (&c.listen.cert, &c.listen.key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
@@ -95,7 +120,7 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
     };
     Ok(EngineConfig {
         shards,
-        cpus: Vec::new(),
+        cpus,
         listen_tcp: c.listen.tcp,
         listen_tls: c.listen.tls,
         tls,
@@ -110,6 +135,8 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
         )
         .map_err(|e| anyhow::anyhow!("broker.source_addresses: {e}"))?,
         proxy_protocol: c.listen.proxy_protocol,
+        broker_tls: c.broker.tls,
+        broker_ca: c.broker.ca.clone(),
         connect_timeout: Duration::from_secs(c.limits.connect_timeout_s.max(1)),
         broker_connect_timeout: Duration::from_secs(5),
         max_packet_size: c.limits.max_packet_size,

@@ -45,16 +45,28 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts one and waits until it listens.
     pub fn start() -> Mosquitto {
+        Mosquitto::start_with_tls(false)
+    }
+
+    /// Starts one; with `tls`, its listener speaks TLS with a certificate for 127.0.0.1
+    /// (`<dir>/cert.pem`, see [`Mosquitto::ca`]).
+    pub fn start_with_tls(tls: bool) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nmax_connections -1\nlog_dest none\n"
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nmax_connections -1\nlog_dest none\n"
+        );
+        if tls {
+            let files = tls_files(dir.path());
+            // Started as root, Mosquitto would drop to its own user and lose the key.
+            text.push_str(&format!(
+                "certfile {}\nkeyfile {}\nuser root\n",
+                files.cert.display(),
+                files.key.display()
+            ));
+        }
+        std::fs::write(&conf, text).unwrap();
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(&conf)
@@ -70,6 +82,11 @@ impl Mosquitto {
             addr,
             _dir: dir,
         }
+    }
+
+    /// The certificate a TLS broker presents (self-signed: it is its own CA).
+    pub fn ca(&self) -> PathBuf {
+        self._dir.path().join("cert.pem")
     }
 }
 

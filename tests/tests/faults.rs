@@ -311,3 +311,127 @@ fn proxy_protocol_address_is_the_one_limits_see() {
     none.send(&connect_bytes("pp-none", &[]));
     assert_eq!(none.recv_frame(), None);
 }
+
+#[test]
+fn keep_alive_expiry_closes_a_silent_client() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(&[broker.addr]);
+    let mut raw = Vec::new();
+    encode_properties(&[], &mut raw);
+    let mut bytes = Vec::new();
+    Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 1,
+        properties: Properties::EMPTY,
+        client_id: "sleepy",
+        will: None,
+        username: None,
+        password: None,
+    }
+    .encode(&mut bytes);
+    let mut c = RawClient::connect(proxy.tcp);
+    c.send(&bytes);
+    c.recv(|p| assert!(matches!(p, Packet::ConnAck(_))))
+        .unwrap();
+    let t = Instant::now();
+    // Nothing more is sent: the proxy (or the broker) closes within 1.5 s, plus slack.
+    while let Some(frame) = c.recv_frame() {
+        assert!(matches!(
+            Packet::decode(&frame, Version::V5),
+            Ok(Packet::Disconnect(_))
+        ));
+    }
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn broker_over_tls() {
+    let broker = Mosquitto::start_with_tls(true);
+    let ca = broker.ca();
+    let proxy = Proxy::start_with(
+        &[broker.addr],
+        |c| {
+            c.broker_tls = true;
+            c.broker_ca = Some(ca);
+        },
+        |_| flytrap_engine::AllowAll,
+    );
+    let port = proxy.tcp.port().to_string();
+    let sub = spawn_sub(&[
+        "-V", "mqttv5", "-p", &port, "-t", "tls/up", "-C", "1", "-W", "10",
+    ]);
+    std::thread::sleep(Duration::from_millis(400));
+    let out = mosquitto_cli(
+        "mosquitto_pub",
+        &[
+            "-V", "mqttv5", "-p", &port, "-t", "tls/up", "-m", "via-tls", "-q", "1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sub.wait_with_output().unwrap().stdout).trim(),
+        "via-tls"
+    );
+
+    // A broker whose certificate is not trusted: CONNACK 0x88.
+    let untrusted = Proxy::start_with(
+        &[broker.addr],
+        |c| c.broker_tls = true,
+        |_| flytrap_engine::AllowAll,
+    );
+    let mut c = RawClient::connect(untrusted.tcp);
+    c.send(&connect_bytes("untrusted", &[]));
+    let reason = c.recv(|p| match p {
+        Packet::ConnAck(a) => a.reason,
+        other => panic!("{other:?}"),
+    });
+    assert_eq!(reason, Some(ReasonCode::SERVER_UNAVAILABLE));
+}
+
+#[test]
+fn sighup_reload_switches_the_certificate() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(&[broker.addr]);
+    let tls = proxy.tls.unwrap().port().to_string();
+    let old_ca = std::env::temp_dir().join(format!("flytrap-old-ca-{}.pem", std::process::id()));
+    std::fs::copy(proxy.ca.as_ref().unwrap(), &old_ca).unwrap();
+    let pub_with = |ca: &std::path::Path| {
+        mosquitto_cli(
+            "mosquitto_pub",
+            &[
+                "-h",
+                "localhost",
+                "-p",
+                &tls,
+                "--cafile",
+                ca.to_str().unwrap(),
+                "-t",
+                "r",
+                "-m",
+                "x",
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(pub_with(&old_ca));
+    // New certificate and key in place, then the reload (what SIGHUP does).
+    let dir = proxy.ca.as_ref().unwrap().parent().unwrap().to_path_buf();
+    flytrap_tests::tls_files(&dir);
+    proxy.engine().stopper().reload_tls().unwrap();
+    assert!(
+        pub_with(&dir.join("cert.pem")),
+        "the new certificate is served"
+    );
+    assert!(!pub_with(&old_ca), "the old one is not");
+    let _ = std::fs::remove_file(old_ca);
+}

@@ -1,0 +1,253 @@
+//! `flytrap-bench`: the measuring client of the side-by-side benchmarks in `bench/`.
+//!
+//! `rtt` times PUBLISH→PUBACK (QoS 1) or SUBSCRIBE→SUBACK one at a time on one connection
+//! (closed loop, so each sample is one full round trip); `throughput` keeps a window of QoS 1
+//! PUBLISHes in flight and counts acknowledgments per second. Results are JSON on stdout with
+//! microsecond percentiles from an HDR histogram.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use flytrap_proto::{
+    Connect, Framer, Packet, Properties, Publish, QoS, Subscribe, Subscription,
+    SubscriptionOptions, Version,
+};
+use hdrhistogram::Histogram;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flytrap-bench",
+    about = "Measuring client for FlyTrap's benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Op {
+    Publish,
+    Subscribe,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Round-trip latency, one request at a time.
+    Rtt {
+        /// MQTT server (broker or proxy), loopback only.
+        #[arg(long)]
+        target: SocketAddr,
+        /// Which round trip.
+        #[arg(long, value_enum, default_value = "publish")]
+        op: Op,
+        /// Samples kept.
+        #[arg(long, default_value_t = 20_000)]
+        samples: u64,
+        /// Samples discarded first.
+        #[arg(long, default_value_t = 1_000)]
+        warmup: u64,
+        /// PUBLISH payload size in bytes.
+        #[arg(long, default_value_t = 16)]
+        payload: usize,
+        /// A label for the JSON.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Acknowledged PUBLISHes per second with a window in flight.
+    Throughput {
+        #[arg(long)]
+        target: SocketAddr,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// PUBLISHes in flight.
+        #[arg(long, default_value_t = 64)]
+        window: u16,
+        #[arg(long, default_value_t = 16)]
+        payload: usize,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: bytes::BytesMut,
+    framer: Framer,
+}
+
+impl Conn {
+    fn open(target: SocketAddr, client_id: &str) -> anyhow::Result<Conn> {
+        if !target.ip().is_loopback() {
+            bail!("{target} is not a loopback address: benchmarks only target this machine");
+        }
+        let stream =
+            TcpStream::connect(target).with_context(|| format!("cannot connect to {target}"))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut c = Conn {
+            stream,
+            buf: bytes::BytesMut::with_capacity(64 << 10),
+            framer: Framer::new(1 << 20),
+        };
+        let mut out = Vec::new();
+        Connect {
+            version: Version::V5,
+            clean_start: true,
+            keep_alive: 60,
+            properties: Properties::EMPTY,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+        }
+        .encode(&mut out);
+        c.stream.write_all(&out)?;
+        let frame = c.next_frame()?;
+        match Packet::decode(&frame, Version::V5)? {
+            Packet::ConnAck(a) if !a.reason.is_error() => Ok(c),
+            other => bail!("CONNECT refused: {other:?}"),
+        }
+    }
+
+    fn next_frame(&mut self) -> anyhow::Result<bytes::Bytes> {
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            if let Some(f) = self.framer.poll_frame(&mut self.buf)? {
+                return Ok(f);
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn next_ack(&mut self) -> anyhow::Result<u16> {
+        loop {
+            let f = self.next_frame()?;
+            match Packet::decode(&f, Version::V5)? {
+                Packet::Ack(a) => return Ok(a.packet_id),
+                Packet::SubAck(a) => return Ok(a.packet_id),
+                _ => continue,
+            }
+        }
+    }
+}
+
+fn publish(id: u16, payload: &[u8], out: &mut Vec<u8>) {
+    Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: "bench/t",
+        packet_id: Some(id),
+        topic_alias: None,
+        properties: Properties::EMPTY,
+        payload,
+        payload_offset: 0,
+    }
+    .encode(Version::V5, out);
+}
+
+fn next_id(id: u16) -> u16 {
+    if id == u16::MAX { 1 } else { id + 1 }
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Rtt {
+            target,
+            op,
+            samples,
+            warmup,
+            payload,
+            label,
+        } => {
+            let mut c = Conn::open(target, "bench-rtt")?;
+            let payload = vec![0x5a; payload];
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut out = Vec::with_capacity(payload.len() + 64);
+            let mut id = 0u16;
+            let started = Instant::now();
+            for i in 0..warmup + samples {
+                id = next_id(id);
+                out.clear();
+                match op {
+                    Op::Publish => publish(id, &payload, &mut out),
+                    Op::Subscribe => Subscribe::encode_from(
+                        Version::V5,
+                        id,
+                        Properties::EMPTY,
+                        &[Subscription {
+                            filter: "bench/s",
+                            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+                        }],
+                        &mut out,
+                    ),
+                }
+                let t = Instant::now();
+                c.stream.write_all(&out)?;
+                let got = c.next_ack()?;
+                let us = t.elapsed().as_nanos().div_ceil(1000) as u64;
+                if got != id {
+                    bail!("acknowledgment for {got}, expected {id}");
+                }
+                if i >= warmup {
+                    hist.record(us.max(1))?;
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "label": label, "op": format!("{op:?}").to_lowercase(), "samples": hist.len(),
+                    "p50_us": hist.value_at_quantile(0.5), "p90_us": hist.value_at_quantile(0.9),
+                    "p99_us": hist.value_at_quantile(0.99), "p999_us": hist.value_at_quantile(0.999),
+                    "max_us": hist.max(), "mean_us": hist.mean(), "seconds": secs,
+                })
+            );
+        }
+        Command::Throughput {
+            target,
+            seconds,
+            window,
+            payload,
+            label,
+        } => {
+            let mut c = Conn::open(target, "bench-tput")?;
+            let payload = vec![0x5a; payload];
+            let mut out = Vec::new();
+            let mut id = 0u16;
+            for _ in 0..window {
+                id = next_id(id);
+                publish(id, &payload, &mut out);
+            }
+            c.stream.write_all(&out)?;
+            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+            let started = Instant::now();
+            let mut acked = 0u64;
+            while Instant::now() < deadline {
+                c.next_ack()?;
+                acked += 1;
+                id = next_id(id);
+                out.clear();
+                publish(id, &payload, &mut out);
+                c.stream.write_all(&out)?;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "label": label, "acked": acked, "seconds": secs,
+                    "msgs_per_s": acked as f64 / secs, "window": window,
+                })
+            );
+        }
+    }
+    Ok(())
+}

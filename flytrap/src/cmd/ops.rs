@@ -1,0 +1,210 @@
+//! `flytrap deploy`, `grant`, `revoke`, `join`, `withdraw`.
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use flytrap_chain::{Action, Client, Fee, U256};
+
+use super::{CONTRACT_FILE, ChainOpts, address_arg, block_on, ready, wei_arg, write_atomic};
+use crate::dev::STATE_DIR;
+
+/// `pub` or `sub` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
+    /// Publish.
+    Pub,
+    /// Subscribe.
+    Sub,
+}
+
+impl From<ActionArg> for Action {
+    fn from(a: ActionArg) -> Action {
+        match a {
+            ActionArg::Pub => Action::Publish,
+            ActionArg::Sub => Action::Subscribe,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Deploy {
+    /// Also write the address to ./.flytrap/contract, the default of later commands.
+    #[arg(long)]
+    pub save: bool,
+    #[command(flatten)]
+    pub chain: ChainOpts,
+}
+
+impl Deploy {
+    pub fn run(self) -> anyhow::Result<()> {
+        let r = self.chain.resolve()?;
+        let signer = r.signer()?;
+        let (client, tx) = block_on(Client::deploy(&r.rpc, signer))?.context("deploy")?;
+        let address = format!("{:#x}", client.address());
+        if self.save {
+            write_atomic(
+                &std::path::Path::new(STATE_DIR).join(CONTRACT_FILE),
+                &format!("{address}\n"),
+            )?;
+        }
+        println!("{address}");
+        eprintln!(
+            "deployed in block {} (gas {}, tx {:#x}); operator {:#x}",
+            tx.block,
+            tx.gas_used,
+            tx.hash,
+            client.sender().unwrap_or_default()
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Change {
+    /// pub or sub.
+    pub action: ActionArg,
+    /// The topic string.
+    pub topic: String,
+    /// The client's address (0x + 40 hex digits).
+    pub address: String,
+    /// Why (kept in the change log on the chain).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+    #[command(flatten)]
+    pub chain: ChainOpts,
+}
+
+impl Change {
+    /// `grant` (true) or `revoke` (false).
+    pub fn run(self, grant: bool) -> anyhow::Result<()> {
+        let verb = if grant { "grant" } else { "revoke" };
+        let what = format!("{verb} {} on '{}'", self.action_word(), self.topic);
+        self.apply(grant).with_context(|| what)
+    }
+
+    fn action_word(&self) -> &'static str {
+        Action::from(self.action).short()
+    }
+
+    fn apply(&self, grant: bool) -> anyhow::Result<()> {
+        let who = address_arg("ADDRESS", &self.address)?;
+        let client = self.chain.resolve()?.writer()?;
+        let action = Action::from(self.action);
+        let tx = block_on(async {
+            ready(&client).await?;
+            let t = client.topic_by_name(&self.topic).await?;
+            anyhow::Ok(if grant {
+                client.grant(t.id, who, action, &self.reason).await?
+            } else {
+                client.revoke(t.id, who, action, &self.reason).await?
+            })
+        })??;
+        println!(
+            "{} {} on '{}' {} {who:#x} (block {}, tx {:#x})",
+            if grant { "granted" } else { "revoked" },
+            action,
+            self.topic,
+            if grant { "to" } else { "from" },
+            tx.block,
+            tx.hash
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Join {
+    /// pub or sub.
+    pub action: ActionArg,
+    /// The topic string.
+    pub topic: String,
+    /// Pay exactly this many wei [default: the topic's current fee].
+    #[arg(long, value_name = "WEI", allow_hyphen_values = true)]
+    pub fee: Option<String>,
+    /// Refuse to pay more than this many wei.
+    #[arg(long, value_name = "WEI", allow_hyphen_values = true)]
+    pub max_fee: Option<String>,
+    #[command(flatten)]
+    pub chain: ChainOpts,
+}
+
+impl Join {
+    pub fn run(self) -> anyhow::Result<()> {
+        let what = format!(
+            "join {} on '{}'",
+            Action::from(self.action).short(),
+            self.topic
+        );
+        self.apply().with_context(|| what)
+    }
+
+    fn apply(&self) -> anyhow::Result<()> {
+        let fee = self
+            .fee
+            .as_deref()
+            .map(|f| wei_arg("--fee", f))
+            .transpose()?;
+        let max = self
+            .max_fee
+            .as_deref()
+            .map(|f| wei_arg("--max-fee", f))
+            .transpose()?;
+        let client = self.chain.resolve()?.writer()?;
+        let action = Action::from(self.action);
+        let (paid, tx) = block_on(async {
+            ready(&client).await?;
+            let t = client.topic_by_name(&self.topic).await?;
+            let current = match action {
+                Action::Publish => t.pub_fee,
+                Action::Subscribe => t.sub_fee,
+            };
+            let pay = match (fee, current) {
+                (Some(f), _) => f,
+                (None, Fee::Closed) => bail!(
+                    "the topic is closed to self-service join (only its owner's grants add members)"
+                ),
+                (None, f) => f.to_raw(),
+            };
+            if let Some(m) = max
+                && pay > m
+            {
+                bail!("the fee is {pay} wei, more than --max-fee {m}");
+            }
+            let tx = client.join(t.id, action, U256::from(pay)).await?;
+            anyhow::Ok((pay, tx))
+        })??;
+        println!(
+            "joined '{}' as {} for {paid} wei (block {}, tx {:#x})",
+            self.topic,
+            if action == Action::Publish {
+                "publisher"
+            } else {
+                "subscriber"
+            },
+            tx.block,
+            tx.hash
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Withdraw {
+    #[command(flatten)]
+    pub chain: ChainOpts,
+}
+
+impl Withdraw {
+    pub fn run(self) -> anyhow::Result<()> {
+        let client = self.chain.resolve()?.writer()?;
+        let (amount, tx) = block_on(async {
+            ready(&client).await?;
+            anyhow::Ok(client.withdraw().await?)
+        })?
+        .context("withdraw")?;
+        println!(
+            "withdrew {amount} wei (block {}, tx {:#x})",
+            tx.block, tx.hash
+        );
+        Ok(())
+    }
+}
