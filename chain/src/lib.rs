@@ -32,6 +32,8 @@ pub mod spool;
 pub mod types;
 mod writer;
 
+/// The alloy version this crate is built on, for callers that need more of it.
+pub use alloy;
 pub use alloy::primitives::{Address, B256, U256};
 pub use alloy::signers::local::PrivateKeySigner;
 pub use audit::{AuditRecord, Spooled};
