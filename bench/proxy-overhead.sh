@@ -61,6 +61,8 @@ taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & pids+=($!); haproxy_pid=$!
 cat >"$work/flytrap.toml" <<CONF
 [engine]
 cores = 1
+[authz]
+allow_all = true
 [listen]
 tcp = "127.0.0.1:$flytrap_port"
 [broker]

@@ -63,6 +63,14 @@ pub trait Authorizer: 'static {
     /// Per-connection state created by a successful [`Authorizer::connect`].
     type Session: 'static;
 
+    /// May a connection from `ip` be accepted at all? Asked at accept, after the PROXY header
+    /// and before any TLS handshake (bans). Refused TLS clients are closed; plain TCP clients
+    /// get a CONNACK with the reason.
+    fn admit(&self, ip: std::net::IpAddr) -> Result<(), ReasonCode> {
+        let _ = ip;
+        Ok(())
+    }
+
     /// May this CONNECT proceed? On success, the session; on failure, the CONNACK reason.
     /// The will message, if any, is part of the question.
     fn connect(

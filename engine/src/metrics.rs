@@ -43,6 +43,8 @@ pub struct ShardMetrics {
     pub refused_busy: AtomicU64,
     /// Connections refused at accept: rate.
     pub refused_rate: AtomicU64,
+    /// Connections refused at accept: banned source IP.
+    pub refused_banned: AtomicU64,
     /// CONNECTs refused (authentication or will).
     pub connect_denied: AtomicU64,
     /// Packets from clients, by type.
@@ -146,7 +148,12 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [CounterRow; 14] = [
+        let counters: [CounterRow; 15] = [
+            (
+                "flytrap_refused_banned_total",
+                "Connections refused: banned IP.",
+                |s| &s.refused_banned,
+            ),
             (
                 "flytrap_connections_accepted_total",
                 "Client connections accepted.",

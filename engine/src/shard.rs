@@ -358,6 +358,13 @@ async fn serve_accepted<A: Authorizer>(
     } else {
         tcp_peer
     };
+    if let Err(reason) = ctx.authz.admit(peer.ip()) {
+        ctx.metrics.inc(|m| &m.refused_banned);
+        if !tls {
+            refuse_plain(stream, reason, ctx.config.max_packet_size).await;
+        }
+        return;
+    }
     let admission = match ctx.limits.admit(peer.ip(), accepted_at) {
         Ok(a) => a,
         Err(refusal) => {
@@ -366,7 +373,7 @@ async fn serve_accepted<A: Authorizer>(
                 Refusal::Rate => &m.refused_rate,
             });
             if !tls {
-                refuse_plain(stream, refusal, ctx.config.max_packet_size).await;
+                refuse_plain(stream, refusal.reason_code(), ctx.config.max_packet_size).await;
             }
             return;
         }
@@ -405,7 +412,11 @@ async fn serve_accepted<A: Authorizer>(
 
 /// A plain TCP client over the limits: read its CONNECT briefly so the refusal can be a
 /// CONNACK in its own protocol version, then close.
-async fn refuse_plain(mut stream: TcpStream, refusal: Refusal, max_packet_size: usize) {
+async fn refuse_plain(
+    mut stream: TcpStream,
+    reason: flytrap_proto::ReasonCode,
+    max_packet_size: usize,
+) {
     let framer = Framer::new(max_packet_size.min(64 * 1024));
     let mut buf = BytesMut::with_capacity(512);
     let read = async {
@@ -427,7 +438,7 @@ async fn refuse_plain(mut stream: TcpStream, refusal: Refusal, max_packet_size: 
         && let Ok(Packet::Connect(c)) = Packet::decode(&frame, flytrap_proto::Version::V5)
     {
         let mut out = BytesMut::new();
-        ConnAck::new(refusal.reason_code()).encode(c.version, &mut out);
+        ConnAck::new(reason).encode(c.version, &mut out);
         let _ = futures_lite::io::AsyncWriteExt::write_all(&mut stream, &out).await;
     }
 }

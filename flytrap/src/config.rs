@@ -127,6 +127,9 @@ pub enum DenyAction {
 pub struct Authz {
     pub unregistered: Unregistered,
     pub deny_action: DenyAction,
+    /// Run without the chain: every client and packet allowed (an addition to SPEC §6, for
+    /// benchmarks and broker-only setups; never the default).
+    pub allow_all: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,5 +9,6 @@ pub mod cmd;
 pub mod config;
 pub mod dev;
 pub mod devchain;
+pub mod plane;
 pub mod serve;
 pub mod workers;

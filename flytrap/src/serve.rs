@@ -26,7 +26,12 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
                 Some(list) if list == [dev::BROKER] => dev::ensure_broker(state, dev::BROKER)?,
                 _ => None,
             };
-            (config, broker)
+            let (chain, anvil) =
+                crate::devchain::ensure_dev_chain_at(state, crate::devchain::CHAIN)?;
+            config.chain.rpc = Some(chain.rpc);
+            config.chain.contract = Some(format!("{:#x}", chain.contract));
+            config.chain.key = Some(chain.key);
+            (config, Some((broker, anvil)))
         }
     };
     let worker = crate::workers::Worker::from_env()?;
@@ -45,8 +50,17 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         engine_config.shards = engine_config.cpus.len();
         metrics_listen = metrics_listen.map(|a| w.metrics_addr(a));
     }
-    let engine =
-        Engine::start(engine_config, |_shard| AllowAll).context("cannot start the engine")?;
+    let plane = crate::plane::Plane::start(&config)?;
+    let engine = match &plane {
+        crate::plane::Plane::AllowAll => Engine::start(engine_config, |_shard| AllowAll),
+        crate::plane::Plane::Chain { shared, .. } => {
+            let shared = shared.clone();
+            Engine::start(engine_config, move |_shard| {
+                flytrap_authz::ChainAuthorizer::new(shared.clone())
+            })
+        }
+    }
+    .context("cannot start the engine")?;
     if let Some(addr) = engine.tcp_addr() {
         tracing::info!(%addr, "listening (MQTT over TCP)");
     }
@@ -78,6 +92,7 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         }
     })?;
     engine.wait();
+    plane.stop();
     tracing::info!("stopped");
     Ok(())
 }

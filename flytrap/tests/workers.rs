@@ -50,7 +50,7 @@ fn two_workers_share_the_listener() {
     std::fs::write(
         &config,
         format!(
-            "[engine]\nprocesses = 2\n[listen]\ntcp = \"127.0.0.1:{port}\"\n[broker]\naddress = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            "[engine]\nprocesses = 2\n[authz]\nallow_all = true\n[listen]\ntcp = \"127.0.0.1:{port}\"\n[broker]\naddress = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
             broker.addr
         ),
     )
