@@ -5,6 +5,8 @@
 
 // Test scaffolding: failing loudly (unwrap, expect) is the point.
 
+pub mod stack;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -265,6 +267,30 @@ impl RawClient {
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
                 Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Reads the next packet's frame if one arrives within `wait`.
+    pub fn recv_frame_within(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(f) = self.framer.poll_frame(&mut self.buf).unwrap() {
+                return Some(f.to_vec());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut chunk = [0u8; 4096];
+            let read = self.stream.read(&mut chunk);
+            self.stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            match read {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return None,
             }
         }
     }

@@ -1,0 +1,244 @@
+//! A whole FlyTrap stack for authorisation tests: a real anvil with the contract deployed, the
+//! chain service, a real Mosquitto, and the proxy with the chain-backed authoriser.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flytrap_authz::bans::BanPolicy;
+use flytrap_authz::cache::CacheConfig;
+use flytrap_authz::{AuthzConfig, AuthzShared, ChainAuthorizer, Unregistered};
+use flytrap_chain::anvil::{Anvil, DEV_KEYS};
+use flytrap_chain::{
+    Action, Address, B256, ChainConfig, ChainService, Client, PrivateKeySigner, TopicSpec,
+};
+use flytrap_proto::{
+    Connect, Packet, Properties, Property, PropertyContext, ReasonCode, Version, Will,
+    encode_properties,
+};
+
+use crate::{Mosquitto, Proxy, RawClient};
+
+/// Everything running.
+pub struct Stack {
+    /// Async runtime for chain calls from the (blocking) tests.
+    pub rt: tokio::runtime::Runtime,
+    /// The node.
+    pub anvil: Anvil,
+    /// The operator's client (topic owner).
+    pub owner: Client,
+    /// The broker.
+    pub broker: Mosquitto,
+    /// The proxy.
+    pub proxy: Proxy,
+    /// The chain service behind the proxy.
+    pub service: Option<ChainService>,
+    /// Shared authorisation state.
+    pub shared: Arc<AuthzShared>,
+    /// The audit spool folder.
+    pub spool: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stack")
+    }
+}
+
+/// Settings a test may change.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// `[ban]`.
+    pub ban: BanPolicy,
+    /// `authz.unregistered`.
+    pub unregistered: Unregistered,
+    /// Expect PROXY headers.
+    pub proxy_protocol: bool,
+    /// A `.mmdb` for geo.
+    pub mmdb: Option<std::path::PathBuf>,
+    /// `cache.max_stale_s`.
+    pub max_stale: Duration,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            ban: BanPolicy {
+                max_failures: 1000,
+                window: Duration::from_secs(60),
+                duration: Duration::from_secs(300),
+            },
+            unregistered: Unregistered::Deny,
+            proxy_protocol: false,
+            mmdb: None,
+            max_stale: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Stack {
+    /// Starts everything with default settings.
+    pub fn start() -> Stack {
+        Stack::start_with(StackOptions::default())
+    }
+
+    /// Starts everything.
+    pub fn start_with(opts: StackOptions) -> Stack {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let anvil = Anvil::start().expect("anvil (cd contracts && npm ci)");
+        let operator: PrivateKeySigner = DEV_KEYS[0].parse().unwrap();
+        let (owner, _) = rt
+            .block_on(Client::deploy(&anvil.url(), operator.clone()))
+            .unwrap();
+        let spool = tempfile::tempdir().unwrap();
+        let mut config = ChainConfig::new(anvil.url(), owner.address());
+        config.key = Some(operator);
+        config.spool_dir = Some(spool.path().to_path_buf());
+        config.poll_interval = Duration::from_millis(100);
+        let service = ChainService::start(config).unwrap();
+        let geo = opts
+            .mmdb
+            .as_deref()
+            .map(|p| flytrap_authz::geo::Geo::open(p).unwrap());
+        let shared = AuthzShared::new(
+            AuthzConfig {
+                allow_static: false,
+                max_clock_skew_s: 300,
+                unregistered: opts.unregistered,
+                cache: CacheConfig {
+                    max_entries: 10_000,
+                    ttl: Duration::from_secs(300),
+                    deny_ttl: Duration::from_secs(1),
+                    max_stale: opts.max_stale,
+                },
+                ban: opts.ban,
+            },
+            service.handle(),
+            geo,
+        );
+        let broker = Mosquitto::start();
+        let factory_shared = shared.clone();
+        let proxy_protocol = opts.proxy_protocol;
+        let proxy = Proxy::start_with(
+            &[broker.addr],
+            |c| c.proxy_protocol = proxy_protocol,
+            move |_| ChainAuthorizer::new(factory_shared.clone()),
+        );
+        Stack {
+            rt,
+            anvil,
+            owner,
+            broker,
+            proxy,
+            service: Some(service),
+            shared,
+            spool,
+        }
+    }
+
+    /// Registers `name` (owned by the operator).
+    pub fn topic(&self, name: &str, spec: TopicSpec) -> B256 {
+        self.rt
+            .block_on(self.owner.create_topic(name, &spec, "test"))
+            .unwrap()
+            .0
+    }
+
+    /// Grants `action` on `name` to `who`.
+    pub fn grant(&self, name: &str, who: Address, action: Action) {
+        let id = flytrap_chain::types::topic_id(name);
+        self.rt
+            .block_on(self.owner.grant(id, who, action, "test"))
+            .unwrap();
+    }
+
+    /// Revokes `action` on `name` from `who`.
+    pub fn revoke(&self, name: &str, who: Address, action: Action) {
+        let id = flytrap_chain::types::topic_id(name);
+        self.rt
+            .block_on(self.owner.revoke(id, who, action, "test"))
+            .unwrap();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(s) = self.service.take() {
+            s.shutdown();
+        }
+    }
+}
+
+/// A fresh client key.
+pub fn new_key() -> PrivateKeySigner {
+    PrivateKeySigner::random()
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A signed MQTT 5.0 CONNECT.
+pub fn signed_connect(
+    key: &PrivateKeySigner,
+    client_id: &str,
+    timestamp: u64,
+    will: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let creds = flytrap_chain::sign::sign_connect(key, client_id, timestamp).unwrap();
+    let props: Vec<(&str, String)> = creds.user_properties();
+    let list: Vec<Property<'_>> = props
+        .iter()
+        .map(|(k, v)| Property::UserProperty(k, v))
+        .collect();
+    let mut raw = Vec::new();
+    encode_properties(&list, &mut raw);
+    let mut out = Vec::new();
+    Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 60,
+        properties: Properties::parse_raw(&raw, PropertyContext::Connect).unwrap(),
+        client_id,
+        will: will.map(|(topic, payload)| Will {
+            qos: flytrap_proto::QoS::AtMostOnce,
+            retain: false,
+            properties: Properties::EMPTY,
+            topic,
+            payload,
+        }),
+        username: None,
+        password: None,
+    }
+    .encode(&mut out);
+    out
+}
+
+/// Connects with `bytes` as the CONNECT and returns the client and the CONNACK reason (`None`
+/// when the connection was closed without one).
+pub fn connect_with(addr: SocketAddr, bytes: &[u8]) -> (RawClient, Option<ReasonCode>) {
+    let mut c = RawClient::connect(addr);
+    c.send(bytes);
+    let reason = c.recv(|p| match p {
+        Packet::ConnAck(a) => a.reason,
+        other => panic!("expected CONNACK, got {other:?}"),
+    });
+    (c, reason)
+}
+
+/// Connects a signed client.
+pub fn connect_signed(
+    addr: SocketAddr,
+    key: &PrivateKeySigner,
+    client_id: &str,
+) -> (RawClient, Option<ReasonCode>) {
+    connect_with(addr, &signed_connect(key, client_id, now(), None))
+}
