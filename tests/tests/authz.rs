@@ -315,11 +315,13 @@ fn live_revocation_of_publisher_and_subscriber() {
 
 #[test]
 fn failures_lead_to_a_ban_that_expires() {
-    let mut opts = flytrap_tests::stack::StackOptions::default();
-    opts.ban = flytrap_authz::bans::BanPolicy {
-        max_failures: 5,
-        window: Duration::from_secs(60),
-        duration: Duration::from_secs(3),
+    let opts = flytrap_tests::stack::StackOptions {
+        ban: flytrap_authz::bans::BanPolicy {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+            duration: Duration::from_secs(3),
+        },
+        ..Default::default()
     };
     let s = Stack::start_with(opts);
     let key = new_key();
