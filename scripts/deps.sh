@@ -27,9 +27,14 @@ missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 if ((${#missing[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
   say "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
@@ -41,6 +46,14 @@ if ((${#missing[@]})); then
     trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The geo tests write their own small .mmdb with mmdb-writer (PyPI, pinned).
+if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
+  say "pip install -r tests/requirements.txt"
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r tests/requirements.txt
 fi
 
 # The contract tool chain (solc-js, anvil), exactly as locked.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use flytrap_authz::bans::BanPolicy;
 use flytrap_authz::cache::CacheConfig;
 use flytrap_authz::{AuthzConfig, AuthzShared, ChainAuthorizer, Unregistered};
-use flytrap_chain::anvil::{Anvil, DEV_KEYS};
+use flytrap_chain::anvil::{Anvil, AnvilOptions, DEV_KEYS};
 use flytrap_chain::{
     Action, Address, B256, ChainConfig, ChainService, Client, PrivateKeySigner, TopicSpec,
 };
@@ -89,16 +89,21 @@ impl Stack {
             .enable_all()
             .build()
             .unwrap();
-        let anvil = Anvil::start().expect("anvil (cd contracts && npm ci)");
+        let spool = tempfile::tempdir().unwrap();
+        let anvil = Anvil::start_with(&AnvilOptions {
+            state: Some(spool.path().join("anvil-state.json")),
+            ..AnvilOptions::default()
+        })
+        .expect("anvil (cd contracts && npm ci)");
         let operator: PrivateKeySigner = DEV_KEYS[0].parse().unwrap();
         let (owner, _) = rt
             .block_on(Client::deploy(&anvil.url(), operator.clone()))
             .unwrap();
-        let spool = tempfile::tempdir().unwrap();
         let mut config = ChainConfig::new(anvil.url(), owner.address());
         config.key = Some(operator);
         config.spool_dir = Some(spool.path().to_path_buf());
         config.poll_interval = Duration::from_millis(100);
+        config.audit_max_backoff = Duration::from_secs(1);
         let service = ChainService::start(config).unwrap();
         let geo = opts
             .mmdb
@@ -154,6 +159,21 @@ impl Stack {
         self.rt
             .block_on(self.owner.grant(id, who, action, "test"))
             .unwrap();
+    }
+
+    /// Stops the node gracefully (it saves its chain).
+    pub fn stop_node(&mut self) {
+        self.anvil.stop();
+    }
+
+    /// Starts the node again on the same port with the saved chain.
+    pub fn restart_node(&mut self) {
+        self.anvil = Anvil::start_with(&AnvilOptions {
+            port: self.anvil.port(),
+            state: Some(self.spool.path().join("anvil-state.json")),
+            ..AnvilOptions::default()
+        })
+        .unwrap();
     }
 
     /// Revokes `action` on `name` from `who`.

@@ -356,3 +356,118 @@ fn failures_lead_to_a_ban_that_expires() {
     let status = s.service.as_ref().unwrap().handle().status();
     assert!(status.audit_acked >= 6, "{status:?}");
 }
+
+#[test]
+fn wrong_country_through_a_proxy_protocol_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let mmdb = dir.path().join("countries.mmdb");
+    let made = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/geo/make_mmdb.py"))
+        .arg(&mmdb)
+        .args(["192.0.2.0/24=DE", "198.51.100.0/24=US"])
+        .status()
+        .expect("python3 with mmdb-writer (scripts/deps.sh)");
+    assert!(made.success());
+    let opts = flytrap_tests::stack::StackOptions {
+        proxy_protocol: true,
+        mmdb: Some(mmdb),
+        ..Default::default()
+    };
+    let s = Stack::start_with(opts);
+    let key = new_key();
+    s.topic(
+        "eu/only",
+        TopicSpec {
+            countries: vec![flytrap_chain::Country(*b"DE")],
+            ..TopicSpec::default()
+        },
+    );
+    s.grant("eu/only", key.address(), Action::Publish);
+    settle();
+    let connect_from = |ip: &str, id: &str| {
+        let mut c = RawClient::connect(s.proxy.tcp);
+        c.send(&flytrap_engine::proxy_protocol::encode_v2(
+            format!("{ip}:4000").parse().unwrap(),
+            s.proxy.tcp,
+        ));
+        c.send(&signed_connect(&key, id, now(), None));
+        assert!(
+            c.recv(|p| matches!(p, Packet::ConnAck(a) if a.reason == ReasonCode::SUCCESS))
+                .unwrap()
+        );
+        c
+    };
+    let mut german = connect_from("192.0.2.10", "de");
+    assert!(!publish_ack(&mut german, "eu/only", None, 1).1.is_error());
+    let mut american = connect_from("198.51.100.10", "us");
+    assert_eq!(
+        publish_ack(&mut american, "eu/only", None, 2).1,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    // The wrong-country attempt is spooled for the chain.
+    std::thread::sleep(Duration::from_secs(2));
+    let events =
+        s.rt.block_on(
+            s.owner
+                .events::<flytrap_chain::bindings::FlyTrap::WrongCountry>(0, None),
+        )
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(&events[0].event.country.0, b"US");
+}
+
+#[test]
+fn node_down_no_new_grants_then_audit_delivered_once() {
+    let mut s = Stack::start();
+    let (old, new) = (new_key(), new_key());
+    s.topic("d/t", TopicSpec::default());
+    s.grant("d/t", old.address(), Action::Publish);
+    s.grant("d/t", new.address(), Action::Publish);
+    settle();
+    let (mut warm, _) = connect_signed(s.proxy.tcp, &old, "warm");
+    assert!(!publish_ack(&mut warm, "d/t", None, 1).1.is_error()); // cached now
+    s.stop_node();
+    // A cached grant still serves; a cold check is denied (SPEC §4).
+    assert!(!publish_ack(&mut warm, "d/t", None, 2).1.is_error());
+    let (mut cold, _) = connect_signed(s.proxy.tcp, &new, "cold");
+    assert_eq!(
+        publish_ack(&mut cold, "d/t", None, 3).1,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    // An audit record made while the node is down is spooled.
+    let bad = signed_connect(&new, "late", now() - 1000, None);
+    assert_eq!(
+        connect_with(s.proxy.tcp, &bad).1,
+        Some(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let status = s.service.as_ref().unwrap().handle().status();
+    assert!(status.audit_pending >= 1, "{status:?}");
+    // The node returns: the record reaches the chain, once.
+    s.restart_node();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events =
+            s.rt.block_on(
+                s.owner
+                    .events::<flytrap_chain::bindings::FlyTrap::ConnectFailed>(0, None),
+            )
+            .unwrap();
+        if !events.is_empty() {
+            std::thread::sleep(Duration::from_secs(2));
+            let again =
+                s.rt.block_on(
+                    s.owner
+                        .events::<flytrap_chain::bindings::FlyTrap::ConnectFailed>(0, None),
+                )
+                .unwrap();
+            assert_eq!(again.len(), 1, "exactly once");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spooled record never reached the chain"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
