@@ -228,6 +228,10 @@ const SECTIONS: [&str; 13] = [
     "spool", "metrics", "limits",
 ];
 
+/// `FLYTRAP_*` variables that are not configuration keys: the worker index the supervisor
+/// sets, and the anvil binary override of the development chain.
+const NOT_SETTINGS: [&str; 2] = [crate::workers::WORKER_ENV, "FLYTRAP_ANVIL"];
+
 /// Parses a config text, then applies `FLYTRAP_<SECTION>_<KEY>` variables from `env`.
 pub fn parse(
     text: &str,
@@ -240,8 +244,8 @@ pub fn parse(
         let Some(rest) = name.strip_prefix("FLYTRAP_") else {
             continue;
         };
-        if name == crate::workers::WORKER_ENV {
-            continue; // set by the supervisor for its workers, not a setting
+        if NOT_SETTINGS.contains(&name.as_str()) {
+            continue;
         }
         let rest = rest.to_ascii_lowercase();
         let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {

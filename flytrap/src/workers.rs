@@ -69,6 +69,13 @@ impl Worker {
 /// Runs the supervisor until SIGTERM/SIGINT, then stops the workers.
 pub fn supervise(config: &Config, config_path: &Path) -> anyhow::Result<()> {
     let count = config.engine.processes;
+    if !config.authz.allow_all {
+        // Each worker would open the audit spool and write with the same operator key: the
+        // spool is one process's and the contract's exactly-once sequence is one writer's.
+        bail!(
+            "engine.processes > 1 with the chain is not supported yet (one audit writer per operator key): use engine.processes = 1, or authz.allow_all = true"
+        );
+    }
     for (name, addr) in [
         ("listen.tcp", config.listen.tcp),
         ("listen.tls", config.listen.tls),
