@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Side-by-side: direct to Mosquitto, through HAProxy (TCP mode) and through FlyTrap
-# (allow-all), in one run, interleaved. Measures PUBLISH→PUBACK latency (closed loop),
-# acknowledged messages per second (window of 64), and the proxy's CPU time per message.
+# Side-by-side, in one run, interleaved: direct to Mosquitto, through HAProxy (TCP mode),
+# through FlyTrap allow-all (plain forwarding), FlyTrap with the chain and a warm permission
+# cache, and FlyTrap with every check cold (cache.ttl_s = 0: each PUBLISH asks anvil).
+# Measures PUBLISH→PUBACK and SUBSCRIBE→SUBACK latency (closed loop), acknowledged messages per
+# second (window of 64), and the proxy's CPU time per message. FlyTrap with the chain gets
+# signed CONNECTs.
 #
 # Placement (2 vCPUs): the measuring client on CPU 0; Mosquitto and the proxy on CPU 1, so that
 # direct and proxied paths cross between CPUs the same number of times.
@@ -29,6 +32,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing on port $1" >&2; exit 1; }
 
 broker=$(free_port); haproxy_port=$(free_port); flytrap_port=$(free_port)
+warm_port=$(free_port); cold_port=$(free_port); chain_port=$(free_port)
 
 cat >"$work/mosquitto.conf" <<CONF
 listener $broker 127.0.0.1
@@ -70,17 +74,59 @@ address = "127.0.0.1:$broker"
 CONF
 RUST_LOG=warn taskset -c 1 $bin/flytrap serve --config "$work/flytrap.toml" & pids+=($!); flytrap_pid=$!
 
-wait_port "$broker"; wait_port "$haproxy_port"; wait_port "$flytrap_port"
+# The chain: anvil with the contract, a topic, and the benchmark client granted on it.
+anvil=$(node contracts/scripts/anvil.mjs --print-path)
+taskset -c 0 "$anvil" --host 127.0.0.1 --port "$chain_port" --silent & pids+=($!)
+wait_port "$chain_port"
+rpc="http://127.0.0.1:$chain_port"
+echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 >"$work/operator.key"
+chmod 600 "$work/operator.key"
+contract=$($bin/flytrap deploy --rpc "$rpc" --key "$work/operator.key" | grep -o '0x[0-9a-fA-F]\{40\}' | head -1)
+client=$($bin/flytrap key new --out "$work/client.key" | grep -o '0x[0-9a-fA-F]\{40\}' | head -1)
+chain_args=(--rpc "$rpc" --contract "$contract" --key "$work/operator.key")
+for t in bench/t bench/s; do $bin/flytrap topic create "$t" "${chain_args[@]}" >/dev/null; done
+$bin/flytrap grant pub bench/t "$client" "${chain_args[@]}" >/dev/null
+$bin/flytrap grant sub bench/s "$client" "${chain_args[@]}" >/dev/null
+for v in warm cold; do
+  p=$([ $v = warm ] && echo "$warm_port" || echo "$cold_port")
+  ttl=$([ $v = warm ] && echo 300 || echo 0)
+  cat >"$work/flytrap-$v.toml" <<CONF
+[engine]
+cores = 1
+[listen]
+tcp = "127.0.0.1:$p"
+[broker]
+address = "127.0.0.1:$broker"
+[chain]
+rpc = "$rpc"
+contract = "$contract"
+key = "$work/operator.key"
+[cache]
+ttl_s = $ttl
+max_stale_s = 0
+[spool]
+dir = "$work/spool-$v"
+CONF
+  RUST_LOG=warn taskset -c 1 $bin/flytrap serve --config "$work/flytrap-$v.toml" & pids+=($!)
+  eval "${v}_pid=$!"
+done
+
+wait_port "$broker"; wait_port "$haproxy_port"; wait_port "$flytrap_port"; wait_port "$warm_port"; wait_port "$cold_port"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-declare -A port=([direct]=$broker [haproxy]=$haproxy_port [flytrap]=$flytrap_port)
-declare -A pid=([direct]="" [haproxy]=$haproxy_pid [flytrap]=$flytrap_pid)
+declare -A port=([direct]=$broker [haproxy]=$haproxy_port [flytrap]=$flytrap_port [flytrap-warm]=$warm_port [flytrap-cold]=$cold_port)
+declare -A pid=([direct]="" [haproxy]=$haproxy_pid [flytrap]=$flytrap_pid [flytrap-warm]=$warm_pid [flytrap-cold]=$cold_pid)
+targets=(direct haproxy flytrap flytrap-warm flytrap-cold)
 
 for r in $(seq "$rounds"); do
-  for t in direct haproxy flytrap; do
-    taskset -c 0 $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --samples "$samples" --warmup 1000 --label "$t" >>"$out/rtt-$t.jsonl"
+  for t in "${targets[@]}"; do
+    key=(); [[ $t == flytrap-* ]] && key=(--key "$work/client.key")
+    n=$samples; [ "$t" = flytrap-cold ] && n=$((samples / 10))
+    for op in publish subscribe; do
+      taskset -c 0 $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --op $op --samples "$n" --warmup 200 --label "$t" "${key[@]}" >>"$out/rtt-$op-$t.jsonl"
+    done
     before=$([ -n "${pid[$t]}" ] && cpu_ticks "${pid[$t]}" || echo 0)
-    taskset -c 0 $bin/flytrap-bench throughput --target "127.0.0.1:${port[$t]}" --seconds 3 --window 64 --label "$t" >"$work/tput.json"
+    taskset -c 0 $bin/flytrap-bench throughput --target "127.0.0.1:${port[$t]}" --seconds 3 --window 64 --label "$t" "${key[@]}" >"$work/tput.json"
     after=$([ -n "${pid[$t]}" ] && cpu_ticks "${pid[$t]}" || echo 0)
     python3 - "$work/tput.json" "$before" "$after" "$(getconf CLK_TCK)" >>"$out/tput-$t.jsonl" <<'PY'
 import json, sys
@@ -107,20 +153,22 @@ out = sys.argv[1]
 def load(name):
     return [json.loads(l) for l in open(os.path.join(out, name))]
 med = lambda xs: statistics.median(xs)
-rows = {}
-for t in ["direct", "haproxy", "flytrap"]:
-    rtt, tput = load(f"rtt-{t}.jsonl"), load(f"tput-{t}.jsonl")
-    rows[t] = dict(p50=med([r["p50_us"] for r in rtt]), p99=med([r["p99_us"] for r in rtt]),
-                   p999=med([r["p999_us"] for r in rtt]), mps=med([r["msgs_per_s"] for r in tput]),
-                   cpu=med([r["proxy_cpu_us_per_msg"] for r in tput]))
-d = rows["direct"]
-print("| target | p50 µs | p99 µs | p99.9 µs | added p50 µs | msgs/s | of direct | proxy CPU µs/msg |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for t, r in rows.items():
-    print(f"| {t} | {r['p50']} | {r['p99']} | {r['p999']} | {r['p50'] - d['p50']:+} | {r['mps']:.0f} | {100 * r['mps'] / d['mps']:.0f} % | {r['cpu']:.1f} |")
-h, f = rows["haproxy"], rows["flytrap"]
-added_h, added_f = h["p50"] - d["p50"], f["p50"] - d["p50"]
-if added_h > 0:
-    print(f"\nFlyTrap's added p50 latency is {added_f / added_h:.2f} × HAProxy's; CPU per message {f['cpu'] / max(h['cpu'], 1e-9):.2f} × HAProxy's.")
+targets = ["direct", "haproxy", "flytrap", "flytrap-warm", "flytrap-cold"]
+for op in ["publish", "subscribe"]:
+    rows = {}
+    for t in targets:
+        rtt, tput = load(f"rtt-{op}-{t}.jsonl"), load(f"tput-{t}.jsonl")
+        rows[t] = dict(p50=med([r["p50_us"] for r in rtt]), p99=med([r["p99_us"] for r in rtt]),
+                       p999=med([r["p999_us"] for r in rtt]), mps=med([r["msgs_per_s"] for r in tput]),
+                       cpu=med([r["proxy_cpu_us_per_msg"] for r in tput]))
+    d, h = rows["direct"], rows["haproxy"]
+    added_h = h["p50"] - d["p50"]
+    print(f"\n{op.upper()} round trip ({'PUBLISH→PUBACK' if op == 'publish' else 'SUBSCRIBE→SUBACK'}); throughput columns are QoS 1 PUBLISH with 64 in flight\n")
+    print("| target | p50 µs | p99 µs | p99.9 µs | added p50 µs | added ÷ HAProxy's | msgs/s | of direct | proxy CPU µs/msg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t, r in rows.items():
+        added = r["p50"] - d["p50"]
+        ratio = f"{added / added_h:.2f}" if added_h > 0 and t not in ("direct", "haproxy") else ""
+        print(f"| {t} | {r['p50']} | {r['p99']} | {r['p999']} | {added:+} | {ratio} | {r['mps']:.0f} | {100 * r['mps'] / d['mps']:.0f} % | {r['cpu']:.1f} |")
 PY
 echo "results in $out" >&2

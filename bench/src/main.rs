@@ -55,6 +55,12 @@ enum Command {
         /// A label for the JSON.
         #[arg(long, default_value = "")]
         label: String,
+        /// Sign the CONNECT with this key file (SPEC §1), for a FlyTrap that checks.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+        /// Speak TLS, trusting this CA file (server name: localhost).
+        #[arg(long)]
+        tls_ca: Option<std::path::PathBuf>,
     },
     /// Acknowledged PUBLISHes per second with a window in flight.
     Throughput {
@@ -70,35 +76,83 @@ enum Command {
         payload: usize,
         #[arg(long, default_value = "")]
         label: String,
+        /// Sign the CONNECT with this key file.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
     },
 }
 
+/// A plain or TLS stream.
+trait Io: Read + Write {}
+impl<T: Read + Write> Io for T {}
+
 struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: bytes::BytesMut,
     framer: Framer,
 }
 
+fn tls_stream(tcp: TcpStream, ca: &std::path::Path) -> anyhow::Result<Box<dyn Io>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut reader = std::io::BufReader::new(std::fs::File::open(ca)?);
+    for cert in rustls_pemfile::certs(&mut reader) {
+        roots.add(cert?)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+    Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
+}
+
 impl Conn {
-    fn open(target: SocketAddr, client_id: &str) -> anyhow::Result<Conn> {
+    fn open(
+        target: SocketAddr,
+        client_id: &str,
+        key: Option<&std::path::Path>,
+        tls_ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<Conn> {
         if !target.ip().is_loopback() {
             bail!("{target} is not a loopback address: benchmarks only target this machine");
         }
-        let stream =
+        let tcp =
             TcpStream::connect(target).with_context(|| format!("cannot connect to {target}"))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let stream: Box<dyn Io> = match tls_ca {
+            Some(ca) => tls_stream(tcp, ca)?,
+            None => Box::new(tcp),
+        };
         let mut c = Conn {
             stream,
             buf: bytes::BytesMut::with_capacity(64 << 10),
             framer: Framer::new(1 << 20),
         };
+        let props: Vec<(&'static str, String)> = match key {
+            Some(path) => {
+                let signer = flytrap_chain::keyfile::read_key(path)?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs();
+                flytrap_chain::sign::sign_connect(&signer, client_id, now)?.user_properties()
+            }
+            None => Vec::new(),
+        };
+        let list: Vec<flytrap_proto::Property<'_>> = props
+            .iter()
+            .map(|(k, v)| flytrap_proto::Property::UserProperty(k, v))
+            .collect();
+        let mut raw = Vec::new();
+        flytrap_proto::encode_properties(&list, &mut raw);
         let mut out = Vec::new();
         Connect {
             version: Version::V5,
             clean_start: true,
             keep_alive: 60,
-            properties: Properties::EMPTY,
+            properties: Properties::parse_raw(&raw, flytrap_proto::PropertyContext::Connect)?,
             client_id,
             will: None,
             username: None,
@@ -167,8 +221,10 @@ fn main() -> anyhow::Result<()> {
             warmup,
             payload,
             label,
+            key,
+            tls_ca,
         } => {
-            let mut c = Conn::open(target, "bench-rtt")?;
+            let mut c = Conn::open(target, &format!("bench-rtt-{}-{}", std::process::id(), label), key.as_deref(), tls_ca.as_deref())?;
             let payload = vec![0x5a; payload];
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let mut out = Vec::with_capacity(payload.len() + 64);
@@ -218,8 +274,9 @@ fn main() -> anyhow::Result<()> {
             window,
             payload,
             label,
+            key,
         } => {
-            let mut c = Conn::open(target, "bench-tput")?;
+            let mut c = Conn::open(target, &format!("bench-tput-{}-{}", std::process::id(), label), key.as_deref(), None)?;
             let payload = vec![0x5a; payload];
             let mut out = Vec::new();
             let mut id = 0u16;
