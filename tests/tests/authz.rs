@@ -471,3 +471,50 @@ fn node_down_no_new_grants_then_audit_delivered_once() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn sensitive_topic_report_reaches_the_chain() {
+    let s = Stack::start();
+    let (writer, reader) = (new_key(), new_key());
+    s.topic(
+        "health/hr",
+        TopicSpec {
+            sensitive: true,
+            ..TopicSpec::default()
+        },
+    );
+    s.grant("health/hr", writer.address(), Action::Publish);
+    s.grant("health/hr", reader.address(), Action::Subscribe);
+    settle();
+    let (mut r, _) = connect_signed(s.proxy.tcp, &reader, "hr-reader");
+    assert_eq!(subscribe(&mut r, 1, &["health/hr"]), vec![0]);
+    let (mut w, _) = connect_signed(s.proxy.tcp, &writer, "hr-writer");
+    for id in 1..=3 {
+        assert!(!publish_ack(&mut w, "health/hr", None, id).1.is_error());
+    }
+    assert_eq!(deliveries(&mut r, Duration::from_millis(500)).len(), 3);
+    // One report for the interval, with each address once (what the report thread does).
+    let records = s.shared.take_sensitive_reports(now() - 60, now());
+    assert_eq!(records.len(), 1);
+    let handle = s.service.as_ref().unwrap().handle();
+    for rec in records {
+        s.rt.block_on(handle.audit(rec)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events =
+            s.rt.block_on(
+                s.owner
+                    .events::<flytrap_chain::bindings::FlyTrap::SensitiveReport>(0, None),
+            )
+            .unwrap();
+        if let Some(e) = events.first() {
+            assert_eq!(events.len(), 1);
+            assert_eq!(e.event.publishers, vec![writer.address()]);
+            assert_eq!(e.event.receivers, vec![reader.address()]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no SensitiveReport on the chain");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
