@@ -10,12 +10,14 @@
 # direct and proxied paths cross between CPUs the same number of times.
 #
 #   bench/proxy-overhead.sh [ROUNDS] [SAMPLES]      (defaults: 5 rounds of 20000 samples)
+#   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default 0)
 #
 # Results: bench/results/proxy-overhead-<UTC time>/ (raw JSON, summary.md, machine.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 samples=${2:-20000}
+spin_us=${SPIN_US:-0}
 
 scripts/deps.sh
 cargo build --locked --release -q -p flytrap -p flytrap-bench
@@ -65,6 +67,7 @@ taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & pids+=($!); haproxy_pid=$!
 cat >"$work/flytrap.toml" <<CONF
 [engine]
 cores = 1
+spin_us = $spin_us
 [authz]
 allow_all = true
 [listen]
@@ -93,6 +96,7 @@ for v in warm cold; do
   cat >"$work/flytrap-$v.toml" <<CONF
 [engine]
 cores = 1
+spin_us = $spin_us
 [listen]
 tcp = "127.0.0.1:$p"
 [broker]
@@ -144,7 +148,7 @@ done
   echo "date: $(date -u +%FT%TZ)"; uname -a; lscpu | grep -E 'Model name|^CPU\(s\)'
   mosquitto -h 2>/dev/null | head -1 || true; haproxy -v | head -1
   echo "placement: client on CPU 0; mosquitto and the proxy on CPU 1"
-  echo "command: bench/proxy-overhead.sh $rounds $samples"
+  echo "command: SPIN_US=$spin_us bench/proxy-overhead.sh $rounds $samples"
 } >"$out/machine.txt"
 
 python3 - "$out" <<'PY' | tee "$out/summary.md"

@@ -224,7 +224,12 @@ fn main() -> anyhow::Result<()> {
             key,
             tls_ca,
         } => {
-            let mut c = Conn::open(target, &format!("bench-rtt-{}-{}", std::process::id(), label), key.as_deref(), tls_ca.as_deref())?;
+            let mut c = Conn::open(
+                target,
+                &format!("bench-rtt-{}-{}", std::process::id(), label),
+                key.as_deref(),
+                tls_ca.as_deref(),
+            )?;
             let payload = vec![0x5a; payload];
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let mut out = Vec::with_capacity(payload.len() + 64);
@@ -276,7 +281,12 @@ fn main() -> anyhow::Result<()> {
             label,
             key,
         } => {
-            let mut c = Conn::open(target, &format!("bench-tput-{}-{}", std::process::id(), label), key.as_deref(), None)?;
+            let mut c = Conn::open(
+                target,
+                &format!("bench-tput-{}-{}", std::process::id(), label),
+                key.as_deref(),
+                None,
+            )?;
             let payload = vec![0x5a; payload];
             let mut out = Vec::new();
             let mut id = 0u16;

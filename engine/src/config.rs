@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub connection_rate_per_ip: u32,
     /// How long a SIGTERM waits for connections to finish before closing them.
     pub drain_timeout: Duration,
+    /// Busy-poll this long before an idle shard sleeps (lower wake-up latency, more CPU).
+    pub spin_before_park: Option<Duration>,
     /// Close the connection after a denied PUBLISH (`authz.deny_action = "disconnect"`).
     pub deny_disconnect: bool,
 }
@@ -77,6 +79,7 @@ impl Default for EngineConfig {
             connection_rate_per_ip: 0,
             drain_timeout: Duration::from_secs(10),
             deny_disconnect: false,
+            spin_before_park: None,
         }
     }
 }

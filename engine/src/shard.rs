@@ -204,7 +204,11 @@ impl Engine {
             let stopping = stopper.stopping.clone();
             let tls_store = tls_store.clone();
             let broker_tls = broker_tls.clone();
-            let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu));
+            if let Some(spin) = config.spin_before_park {
+                builder = builder.spin_before_park(spin);
+            }
+            let handle = builder
                 .name(&format!("flytrap-shard-{shard}"))
                 // The engine does no storage I/O: keep glommio's registered buffers (locked
                 // memory) at its minimum.

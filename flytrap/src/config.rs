@@ -33,6 +33,11 @@ pub struct Engine {
     pub processes: usize,
     /// Cores (shards) per process; 0 = all online cores divided among the processes.
     pub cores: usize,
+    /// Busy-poll this many microseconds before an idle shard sleeps (0 = never; an addition
+    /// to SPEC §6). 50 halves the wake-up latency a loopback round trip sees, for up to 50 µs
+    /// of CPU per idle period (see BENCHMARKS.md); off by default so an idle proxy sharing a
+    /// machine with its broker takes nothing from it.
+    pub spin_us: u64,
 }
 
 impl Default for Engine {
@@ -40,6 +45,7 @@ impl Default for Engine {
         Engine {
             processes: 1,
             cores: 0,
+            spin_us: 0,
         }
     }
 }

@@ -160,5 +160,6 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
         connection_rate_per_ip: c.limits.connection_rate_per_ip,
         drain_timeout: Duration::from_secs(c.limits.drain_timeout_s),
         deny_disconnect: c.authz.deny_action == DenyAction::Disconnect,
+        spin_before_park: (c.engine.spin_us > 0).then(|| Duration::from_micros(c.engine.spin_us)),
     })
 }
