@@ -35,9 +35,18 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 
 broker=$(free_port); haproxy_port=$(free_port); flytrap_port=$(free_port)
 warm_port=$(free_port); cold_port=$(free_port); chain_port=$(free_port)
+broker_tls=$(free_port); haproxy_tls=$(free_port); flytrap_tls=$(free_port); warm_tls=$(free_port)
+
+# One self-signed certificate for every TLS listener (localhost, 127.0.0.1).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
 cat >"$work/mosquitto.conf" <<CONF
 listener $broker 127.0.0.1
+listener $broker_tls 127.0.0.1
+certfile $work/cert.pem
+keyfile $work/key.pem
+user root
 allow_anonymous true
 set_tcp_nodelay true
 persistence false
@@ -61,6 +70,11 @@ frontend mqtt
   default_backend broker
 backend broker
   server b1 127.0.0.1:$broker
+frontend mqtt_tls
+  bind 127.0.0.1:$haproxy_tls
+  default_backend broker_tls
+backend broker_tls
+  server b2 127.0.0.1:$broker_tls
 CONF
 taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & pids+=($!); haproxy_pid=$!
 
@@ -72,6 +86,9 @@ spin_us = $spin_us
 allow_all = true
 [listen]
 tcp = "127.0.0.1:$flytrap_port"
+tls = "127.0.0.1:$flytrap_tls"
+cert = "$work/cert.pem"
+key = "$work/key.pem"
 [broker]
 address = "127.0.0.1:$broker"
 CONF
@@ -93,12 +110,14 @@ $bin/flytrap grant sub bench/s "$client" "${chain_args[@]}" >/dev/null
 for v in warm cold; do
   p=$([ $v = warm ] && echo "$warm_port" || echo "$cold_port")
   ttl=$([ $v = warm ] && echo 300 || echo 0)
+  tls=$([ $v = warm ] && printf 'tls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"' "$warm_tls" "$work/cert.pem" "$work/key.pem")
   cat >"$work/flytrap-$v.toml" <<CONF
 [engine]
 cores = 1
 spin_us = $spin_us
 [listen]
 tcp = "127.0.0.1:$p"
+$tls
 [broker]
 address = "127.0.0.1:$broker"
 [chain]
@@ -116,6 +135,8 @@ CONF
 done
 
 wait_port "$broker"; wait_port "$haproxy_port"; wait_port "$flytrap_port"; wait_port "$warm_port"; wait_port "$cold_port"
+wait_port "$broker_tls"; wait_port "$haproxy_tls"; wait_port "$flytrap_tls"; wait_port "$warm_tls"
+declare -A tls_port=([direct]=$broker_tls [haproxy]=$haproxy_tls [flytrap]=$flytrap_tls [flytrap-warm]=$warm_tls)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A port=([direct]=$broker [haproxy]=$haproxy_port [flytrap]=$flytrap_port [flytrap-warm]=$warm_port [flytrap-cold]=$cold_port)
@@ -128,6 +149,9 @@ for r in $(seq "$rounds"); do
     n=$samples; [ "$t" = flytrap-cold ] && n=$((samples / 10))
     for op in publish subscribe; do
       taskset -c 0 $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --op $op --samples "$n" --warmup 200 --label "$t" "${key[@]}" >>"$out/rtt-$op-$t.jsonl"
+      if [ -n "${tls_port[$t]:-}" ]; then
+        taskset -c 0 $bin/flytrap-bench rtt --target "127.0.0.1:${tls_port[$t]}" --tls-ca "$work/cert.pem" --op $op --samples "$n" --warmup 200 --label "$t-tls" "${key[@]}" >>"$out/rtt-$op-$t-tls.jsonl"
+      fi
     done
     before=$([ -n "${pid[$t]}" ] && cpu_ticks "${pid[$t]}" || echo 0)
     taskset -c 0 $bin/flytrap-bench throughput --target "127.0.0.1:${port[$t]}" --seconds 3 --window 64 --label "$t" "${key[@]}" >"$work/tput.json"
@@ -174,5 +198,16 @@ for op in ["publish", "subscribe"]:
         added = r["p50"] - d["p50"]
         ratio = f"{added / added_h:.2f}" if added_h > 0 and t not in ("direct", "haproxy") else ""
         print(f"| {t} | {r['p50']} | {r['p99']} | {r['p999']} | {added:+} | {ratio} | {r['mps']:.0f} | {100 * r['mps'] / d['mps']:.0f} % | {r['cpu']:.1f} |")
+    # TLS: direct and HAProxy carry TLS end to end to Mosquitto; FlyTrap terminates it.
+    tls = {t: load(f"rtt-{op}-{t}-tls.jsonl") for t in ["direct", "haproxy", "flytrap", "flytrap-warm"]}
+    dt = med([r["p50_us"] for r in tls["direct"]])
+    ht = med([r["p50_us"] for r in tls["haproxy"]]) - dt
+    print(f"\n{op.upper()} over TLS\n")
+    print("| target | p50 µs | p99 µs | added p50 µs | added ÷ HAProxy's |")
+    print("|---|---:|---:|---:|---:|")
+    for t, rs in tls.items():
+        p50 = med([r["p50_us"] for r in rs]); p99 = med([r["p99_us"] for r in rs])
+        ratio = f"{(p50 - dt) / ht:.2f}" if ht > 0 and t not in ("direct", "haproxy") else ""
+        print(f"| {t} | {p50} | {p99} | {p50 - dt:+} | {ratio} |")
 PY
 echo "results in $out" >&2

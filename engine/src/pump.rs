@@ -150,7 +150,7 @@ async fn resolve<T>(check: Check<T>, metrics: &ShardMetrics) -> T {
 /// Smallest and largest single read. Reads grow while they come back full and shrink when
 /// they come back mostly empty, so that small packets do not pay for zeroing a large window
 /// and large ones do not take many small reads.
-const READ_MIN: usize = 2 << 10;
+const READ_MIN: usize = 512;
 const READ_MAX: usize = 256 << 10;
 
 /// Reads more bytes into `buf`, at most `*read_size`. `Ok(0)` is end of stream.

@@ -186,16 +186,73 @@ pub fn mosquitto_cli(program: &str, args: &[&str]) -> std::process::Output {
         .expect("mosquitto clients are installed (scripts/deps.sh)")
 }
 
-/// Starts `mosquitto_sub` in the background (it must exit by itself: use -C and -W).
-pub fn spawn_sub(args: &[&str]) -> Child {
-    Command::new("timeout")
-        .arg("20")
-        .arg("mosquitto_sub")
+/// A `mosquitto_sub` running in the background, subscribed.
+#[derive(Debug)]
+pub struct Sub {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Sub {
+    /// Waits for it to exit and returns what it printed, without its `-d` debug lines.
+    pub fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        let status = self.child.wait()?;
+        let _ = self.reader.join(); // every line read before collecting
+        let mut stdout = String::new();
+        for line in self.lines.try_iter() {
+            if !line.starts_with("Client ") && !line.starts_with("Subscribed ") {
+                stdout.push_str(&line);
+                stdout.push('\n');
+            }
+        }
+        Ok(std::process::Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: Vec::new(),
+        })
+    }
+}
+
+/// Starts `mosquitto_sub` in the background (it must exit by itself: use -C and -W) and
+/// returns once the broker has acknowledged its subscriptions, so nothing published after
+/// this call can be missed however loaded the machine is.
+pub fn spawn_sub(args: &[&str]) -> Sub {
+    // stdbuf: mosquitto_sub's stdout is block-buffered on a pipe; its SUBACK line must show
+    // as soon as it is printed.
+    let mut child = Command::new("timeout")
+        .arg("30")
+        .args(["stdbuf", "-oL", "mosquitto_sub", "-d"])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("received SUBACK") {
+                let _ = ready_tx.send(());
+            }
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    ready
+        .recv_timeout(Duration::from_secs(20))
+        .expect("mosquitto_sub subscribed");
+    Sub {
+        child,
+        lines,
+        reader,
+    }
 }
 
 /// A blocking MQTT client speaking raw packets through `flytrap-proto`, for the cases real

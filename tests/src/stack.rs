@@ -161,6 +161,23 @@ impl Stack {
             .unwrap();
     }
 
+    /// Waits until the proxy's event follower has processed the node's latest block, so that
+    /// every change made so far has reached the shards' caches.
+    pub fn settle(&self) {
+        let head = self.rt.block_on(self.owner.block_number()).unwrap();
+        let handle = self.service.as_ref().unwrap().handle();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while handle.status().follower_block < head {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the follower never reached block {head}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The shards apply the notices on their own threads.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     /// Stops the node gracefully (it saves its chain).
     pub fn stop_node(&mut self) {
         self.anvil.stop();

@@ -78,11 +78,6 @@ fn deliveries(c: &mut RawClient, wait: Duration) -> Vec<String> {
     got
 }
 
-/// Waits until the proxy has seen the block of the last change (one follower poll or two).
-fn settle() {
-    std::thread::sleep(Duration::from_millis(400));
-}
-
 #[test]
 fn signed_connect_and_its_failures() {
     let s = Stack::start();
@@ -179,7 +174,7 @@ fn publish_rules_alias_trick_and_deny_replies() {
     s.grant("ok/t", publisher.address(), Action::Publish);
     s.grant("ok/t", listener.address(), Action::Subscribe);
     s.grant("secret/t", listener.address(), Action::Subscribe);
-    settle();
+    s.settle();
     let (mut sub, _) = connect_signed(s.proxy.tcp, &listener, "listener");
     assert_eq!(subscribe(&mut sub, 3, &["ok/t", "secret/t"]), vec![0, 0]);
     let (mut c, r) = connect_signed(s.proxy.tcp, &publisher, "pub-1");
@@ -240,7 +235,7 @@ fn subscriptions_filters_share_and_delivery() {
     for t in ["a/secret", "a/open"] {
         s.grant(t, writer.address(), Action::Publish);
     }
-    settle();
+    s.settle();
     let (mut r, _) = connect_signed(s.proxy.tcp, &reader, "reader");
     // Several filters in one SUBSCRIBE: merged SUBACK in the client's order.
     assert_eq!(
@@ -256,7 +251,7 @@ fn subscriptions_filters_share_and_delivery() {
     assert!(got.is_empty(), "{got:?}");
     // Granting the reader a/open makes it flow.
     s.grant("a/open", reader.address(), Action::Subscribe);
-    settle();
+    s.settle();
     assert_eq!(publish_ack(&mut w, "a/open", None, 3).1, ReasonCode(0x00));
     assert_eq!(
         deliveries(&mut r, Duration::from_millis(800)),
@@ -270,7 +265,7 @@ fn will_to_a_denied_topic_is_refused() {
     let key = new_key();
     s.topic("will/ok", TopicSpec::default());
     s.grant("will/ok", key.address(), Action::Publish);
-    settle();
+    s.settle();
     let bytes = signed_connect(&key, "w1", now(), Some(("will/denied", b"bye")));
     assert_eq!(
         connect_with(s.proxy.tcp, &bytes).1,
@@ -290,7 +285,7 @@ fn live_revocation_of_publisher_and_subscriber() {
     s.topic("live/t", TopicSpec::default());
     s.grant("live/t", writer.address(), Action::Publish);
     s.grant("live/t", reader.address(), Action::Subscribe);
-    settle();
+    s.settle();
     let (mut r, _) = connect_signed(s.proxy.tcp, &reader, "r");
     assert_eq!(subscribe(&mut r, 1, &["live/t"]), vec![0]);
     let (mut w, _) = connect_signed(s.proxy.tcp, &writer, "w");
@@ -301,12 +296,12 @@ fn live_revocation_of_publisher_and_subscriber() {
     );
     // Revoke the subscriber: the live subscription stops delivering.
     s.revoke("live/t", reader.address(), Action::Subscribe);
-    settle();
+    s.settle();
     assert_eq!(publish_ack(&mut w, "live/t", None, 2).1, ReasonCode(0x00));
     assert!(deliveries(&mut r, Duration::from_millis(500)).is_empty());
     // Revoke the publisher: the live session can no longer publish.
     s.revoke("live/t", writer.address(), Action::Publish);
-    settle();
+    s.settle();
     assert_eq!(
         publish_ack(&mut w, "live/t", None, 3).1,
         ReasonCode::NOT_AUTHORIZED
@@ -383,7 +378,7 @@ fn wrong_country_through_a_proxy_protocol_header() {
         },
     );
     s.grant("eu/only", key.address(), Action::Publish);
-    settle();
+    s.settle();
     let connect_from = |ip: &str, id: &str| {
         let mut c = RawClient::connect(s.proxy.tcp);
         c.send(&flytrap_engine::proxy_protocol::encode_v2(
@@ -423,7 +418,7 @@ fn node_down_no_new_grants_then_audit_delivered_once() {
     s.topic("d/t", TopicSpec::default());
     s.grant("d/t", old.address(), Action::Publish);
     s.grant("d/t", new.address(), Action::Publish);
-    settle();
+    s.settle();
     let (mut warm, _) = connect_signed(s.proxy.tcp, &old, "warm");
     assert!(!publish_ack(&mut warm, "d/t", None, 1).1.is_error()); // cached now
     s.stop_node();
@@ -485,7 +480,7 @@ fn sensitive_topic_report_reaches_the_chain() {
     );
     s.grant("health/hr", writer.address(), Action::Publish);
     s.grant("health/hr", reader.address(), Action::Subscribe);
-    settle();
+    s.settle();
     let (mut r, _) = connect_signed(s.proxy.tcp, &reader, "hr-reader");
     assert_eq!(subscribe(&mut r, 1, &["health/hr"]), vec![0]);
     let (mut w, _) = connect_signed(s.proxy.tcp, &writer, "hr-writer");

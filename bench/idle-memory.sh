@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# User-space memory per idle proxied client: RSS of the proxy (FlyTrap allow-all, one shard, or
+# HAProxy) before and after N clients have connected (CONNECT/CONNACK done) and sit idle,
+# divided by N. Mosquitto's own growth is reported beside them.
+#
+#   bench/idle-memory.sh [N]      (default 5000; the 20,000-descriptor cap allows ~6,000 here)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-5000}
+scripts/deps.sh
+cargo build --locked --release -q -p flytrap
+bin=target/release
+out="bench/results/idle-memory-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; exit 1; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+broker=$(free_port); fport=$(free_port); hport=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\nlog_dest none\n' "$broker" >"$work/m.conf"
+mosquitto -c "$work/m.conf" & pids+=($!); mpid=$!
+printf '[engine]\ncores = 1\n[authz]\nallow_all = true\n[listen]\ntcp = "127.0.0.1:%s"\n[broker]\naddress = "127.0.0.1:%s"\n' "$fport" "$broker" >"$work/f.toml"
+RUST_LOG=warn $bin/flytrap serve --config "$work/f.toml" & pids+=($!); fpid=$!
+printf 'global\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 600s\n  timeout server 600s\nfrontend f\n  bind 127.0.0.1:%s\n  default_backend b\nbackend b\n  server s 127.0.0.1:%s\n' "$hport" "$broker" >"$work/h.cfg"
+haproxy -f "$work/h.cfg" -db & pids+=($!); hpid=$!
+wait_port "$broker"; wait_port "$fport"; wait_port "$hport"
+sleep 1
+
+hold() { # port pid label
+  python3 - "$1" "$n" "$2" "$3" "$mpid" >>"$out/results.jsonl" <<'PY'
+import json, socket, sys, time
+port, n, pid, label, mpid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+def rss(p):
+    for line in open(f"/proc/{p}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+def connect(i):
+    cid = f"idle-{label}-{i}".encode()
+    body = b"\x00\x04MQTT\x05\x02\x00\x00\x00" + len(cid).to_bytes(2, "big") + cid
+    return bytes([0x10, len(body)]) + body
+before, mbefore = rss(pid), rss(mpid)
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(connect(i))
+    socks.append(s)
+    if i % 100 == 99:
+        for t in socks[-100:]:
+            assert t.recv(16)[0] == 0x20
+time.sleep(2)
+after, mafter = rss(pid), rss(mpid)
+print(json.dumps({"target": label, "clients": n, "rss_before_kb": before, "rss_after_kb": after,
+                  "bytes_per_client": (after - before) * 1024 / n,
+                  "mosquitto_bytes_per_client": (mafter - mbefore) * 1024 / n}))
+for s in socks:
+    s.close()
+time.sleep(2)
+PY
+}
+hold "$fport" "$fpid" flytrap
+hold "$hport" "$hpid" haproxy
+{ echo "date: $(date -u +%FT%TZ)"; uname -r; echo "command: bench/idle-memory.sh $n"; } >"$out/machine.txt"
+cat "$out/results.jsonl"
