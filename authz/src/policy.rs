@@ -171,7 +171,7 @@ impl Use {
 #[derive(Debug)]
 pub struct ChainAuthorizer {
     shared: Arc<AuthzShared>,
-    verifier: Verifier,
+    verifier: Rc<Verifier>,
     cache: Rc<RefCell<PermCache>>,
 }
 
@@ -195,7 +195,10 @@ impl ChainAuthorizer {
         })
         .detach();
         ChainAuthorizer {
-            verifier: Verifier::new(shared.config.allow_static, shared.config.max_clock_skew_s),
+            verifier: Rc::new(Verifier::new(
+                shared.config.allow_static,
+                shared.config.max_clock_skew_s,
+            )),
             shared,
             cache,
         }
@@ -404,23 +407,22 @@ impl Authorizer for ChainAuthorizer {
         };
         // Remembered now (so deliveries right after the SUBACK are matched) and forgotten if
         // the answer is a denial.
-        let subs = session.subscriptions.clone();
         let added = {
-            let mut list = subs.borrow_mut();
+            let mut list = session.subscriptions.borrow_mut();
             let new = !list.iter().any(|s| &**s == filter);
             if new {
                 list.push(filter.into());
             }
             new
         };
-        let forget = move |v: Verdict| {
+        let forget = move |subs: &RefCell<Vec<Box<str>>>, v: Verdict, filter: &str| {
             if v != Verdict::Allow && added {
                 subs.borrow_mut().retain(|s| &**s != filter);
             }
         };
         match self.check(session.who(), filter, Use::Subscribe) {
             Check::Ready(v) => {
-                forget(v);
+                forget(&session.subscriptions, v, filter);
                 Check::Ready(v)
             }
             Check::Pending(f) => {
@@ -428,9 +430,7 @@ impl Authorizer for ChainAuthorizer {
                 let filter: Box<str> = filter.into();
                 Check::Pending(Box::pin(async move {
                     let v = f.await;
-                    if v != Verdict::Allow && added {
-                        subs.borrow_mut().retain(|s| *s != filter);
-                    }
+                    forget(&subs, v, &filter);
                     v
                 }))
             }
@@ -480,10 +480,7 @@ impl ChainAuthorizer {
     fn clone_for_pending(&self) -> ChainAuthorizer {
         ChainAuthorizer {
             shared: self.shared.clone(),
-            verifier: Verifier::new(
-                self.shared.config.allow_static,
-                self.shared.config.max_clock_skew_s,
-            ),
+            verifier: self.verifier.clone(),
             cache: self.cache.clone(),
         }
     }

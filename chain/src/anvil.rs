@@ -159,6 +159,17 @@ impl Anvil {
                 )));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                // Something answers; make sure it is our anvil and not another process that
+                // took the port first (ours would then exit at once on its failed bind).
+                std::thread::sleep(Duration::from_millis(150));
+                if let Some(child) = self.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    return Err(Error::InvalidInput(format!(
+                        "anvil exited at start ({status}) on port {}",
+                        self.port
+                    )));
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -53,6 +53,16 @@ impl Mosquitto {
     /// Starts one; with `tls`, its listener speaks TLS with a certificate for 127.0.0.1
     /// (`<dir>/cert.pem`, see [`Mosquitto::ca`]).
     pub fn start_with_tls(tls: bool) -> Mosquitto {
+        // A free port can be taken between the probe and Mosquitto's bind: try a few.
+        for _ in 0..5 {
+            if let Some(m) = Mosquitto::try_start(tls) {
+                return m;
+            }
+        }
+        panic!("mosquitto did not start");
+    }
+
+    fn try_start(tls: bool) -> Option<Mosquitto> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
@@ -69,7 +79,7 @@ impl Mosquitto {
             ));
         }
         std::fs::write(&conf, text).unwrap();
-        let child = Command::new("mosquitto")
+        let mut child = Command::new("mosquitto")
             .arg("-c")
             .arg(&conf)
             .stdin(Stdio::null())
@@ -79,11 +89,16 @@ impl Mosquitto {
             .expect("mosquitto is installed (scripts/deps.sh)");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         wait_listening(addr, Duration::from_secs(10));
-        Mosquitto {
+        // Ours, not another process that took the port first (ours would have exited).
+        std::thread::sleep(Duration::from_millis(100));
+        if child.try_wait().ok().flatten().is_some() {
+            return None;
+        }
+        Some(Mosquitto {
             child,
             addr,
             _dir: dir,
-        }
+        })
     }
 
     /// The certificate a TLS broker presents (self-signed: it is its own CA).
