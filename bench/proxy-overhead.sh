@@ -39,7 +39,7 @@ broker_tls=$(free_port); haproxy_tls=$(free_port); flytrap_tls=$(free_port); war
 
 # One self-signed certificate for every TLS listener (localhost, 127.0.0.1).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
 cat >"$work/mosquitto.conf" <<CONF
 listener $broker 127.0.0.1
@@ -110,7 +110,8 @@ $bin/flytrap grant sub bench/s "$client" "${chain_args[@]}" >/dev/null
 for v in warm cold; do
   p=$([ $v = warm ] && echo "$warm_port" || echo "$cold_port")
   ttl=$([ $v = warm ] && echo 300 || echo 0)
-  tls=$([ $v = warm ] && printf 'tls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"' "$warm_tls" "$work/cert.pem" "$work/key.pem")
+  tls=""
+  [ $v = warm ] && tls=$(printf 'tls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"' "$warm_tls" "$work/cert.pem" "$work/key.pem")
   cat >"$work/flytrap-$v.toml" <<CONF
 [engine]
 cores = 1
