@@ -85,6 +85,13 @@ pub(crate) struct Ctx<'c, A: Authorizer, C, B> {
     pub(crate) deny_disconnect: bool,
 }
 
+/// Which peer a pump reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Broker,
+}
+
 /// What to do with one frame.
 enum Step {
     /// Pass it on unchanged (it joins the current run).
@@ -244,6 +251,31 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
 {
     /// Client → broker, until either side ends it.
     pub(crate) async fn client_to_broker(&self, rd: &mut Reader<C>, buf: BytesMut) -> End {
+        self.pump(Side::Client, rd, buf, self.broker, self.client)
+            .await
+    }
+
+    /// Broker → client, until either side ends it.
+    pub(crate) async fn broker_to_client(&self, rd: &mut Reader<B>) -> End {
+        self.pump(Side::Broker, rd, BytesMut::new(), self.client, self.broker)
+            .await
+    }
+
+    /// One direction: frames read from `side` go `to` the other side; the proxy's own answers
+    /// go `back`.
+    async fn pump<R, W, V>(
+        &self,
+        side: Side,
+        rd: &mut Reader<R>,
+        buf: BytesMut,
+        to: &Writer<W>,
+        back: &Writer<V>,
+    ) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+        V: AsyncWrite + Unpin,
+    {
         let mut pump = Pump {
             buf,
             run: 0,
@@ -254,80 +286,63 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
                 let header = match pump.next_frame(self.framer) {
                     Ok(Some(h)) => h,
                     Ok(None) => break,
-                    Err(e) => return self.client_violation(&mut pump, e).await,
+                    Err(e) => return self.violation(side, &mut pump, to, back, e).await,
                 };
                 let len = header.packet_len();
-                let step = self.decide_from_client(&pump.buf[pump.run..pump.run + len]);
+                let frame = &pump.buf[pump.run..pump.run + len];
+                let step = match side {
+                    Side::Client => self.decide_from_client(frame),
+                    Side::Broker => self.decide_from_broker(frame),
+                };
                 let step = match step {
                     Step::Wait(wait) => {
-                        if let Err(e) = pump.flush(self.broker).await {
+                        if let Err(e) = pump.flush(to).await {
                             return e.into();
                         }
                         self.finish_wait(wait, &pump.buf[..len]).await
                     }
                     step => step,
                 };
-                if let Err(end) = pump.apply(step, len, self.broker, self.client).await {
+                if let Err(end) = pump.apply(step, len, to, back).await {
                     return end;
                 }
             }
-            if let Err(e) = pump.flush(self.broker).await {
+            if let Err(e) = pump.flush(to).await {
                 return e.into();
             }
             match fill(rd, &mut pump.buf, &mut pump.read_size).await {
                 Ok(0) => return End::Closed,
-                Ok(n) => {
-                    self.last_client_read.set(Instant::now());
-                    self.metrics.bytes_in.fetch_add(n as u64, Relaxed)
-                }
+                Ok(n) => match side {
+                    Side::Client => {
+                        self.last_client_read.set(Instant::now());
+                        self.metrics.bytes_in.fetch_add(n as u64, Relaxed);
+                    }
+                    Side::Broker => {
+                        self.metrics.bytes_out.fetch_add(n as u64, Relaxed);
+                    }
+                },
                 Err(e) => return End::Io(e),
-            };
+            }
         }
     }
 
-    /// Broker → client, until either side ends it.
-    pub(crate) async fn broker_to_client(&self, rd: &mut Reader<B>) -> End {
-        let mut pump = Pump {
-            buf: BytesMut::new(),
-            run: 0,
-            read_size: READ_MIN,
-        };
-        loop {
-            loop {
-                let header = match pump.next_frame(self.framer) {
-                    Ok(Some(h)) => h,
-                    Ok(None) => break,
-                    Err(_) => {
-                        self.metrics.inc(|m| &m.malformed);
-                        return End::Violation;
-                    }
-                };
-                let len = header.packet_len();
-                let step = self.decide_from_broker(&pump.buf[pump.run..pump.run + len]);
-                let step = match step {
-                    Step::Wait(wait) => {
-                        if let Err(e) = pump.flush(self.client).await {
-                            return e.into();
-                        }
-                        self.finish_wait(wait, &pump.buf[..len]).await
-                    }
-                    step => step,
-                };
-                if let Err(end) = pump.apply(step, len, self.client, self.broker).await {
-                    return end;
-                }
-            }
-            let flushed = pump.run;
-            if let Err(e) = pump.flush(self.client).await {
-                return e.into();
-            }
-            self.metrics.bytes_out.fetch_add(flushed as u64, Relaxed);
-            match fill(rd, &mut pump.buf, &mut pump.read_size).await {
-                Ok(0) => return End::Closed,
-                Ok(_) => {}
-                Err(e) => return End::Io(e),
-            }
+    /// A frame that does not parse: nothing of it is forwarded; a client is told why (5.0).
+    async fn violation<W: AsyncWrite + Unpin, V: AsyncWrite + Unpin>(
+        &self,
+        side: Side,
+        pump: &mut Pump,
+        to: &Writer<W>,
+        back: &Writer<V>,
+        e: ProtoError,
+    ) -> End {
+        self.metrics.inc(|m| &m.malformed);
+        let _ = pump.flush(to).await;
+        if side == Side::Client
+            && let Some(bytes) = disconnect(self.version, e.reason_code())
+        {
+            let _ = back.send(&bytes).await;
         }
+        End::Violation
     }
 
     /// Ends the connection when the client has been silent for 1.5 × its keep alive. One timer
@@ -344,15 +359,6 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
             }
             glommio::timer::sleep(deadline - now).await;
         }
-    }
-
-    async fn client_violation(&self, pump: &mut Pump, e: ProtoError) -> End {
-        self.metrics.inc(|m| &m.malformed);
-        let _ = pump.flush(self.broker).await;
-        if let Some(bytes) = disconnect(self.version, e.reason_code()) {
-            let _ = self.client.send(&bytes).await;
-        }
-        End::Violation
     }
 
     /// Decides what to do with a frame from the client without waiting, when it can.

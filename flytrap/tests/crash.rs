@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use flytrap_chain::anvil::{Anvil, AnvilOptions, DEV_KEYS};
 use flytrap_chain::{Client, PrivateKeySigner};
-use flytrap_proto::{
-    Connect, Packet, Properties, Property, PropertyContext, ReasonCode, Version, encode_properties,
-};
-use flytrap_tests::{Mosquitto, RawClient, free_port, wait_listening};
+use flytrap_proto::ReasonCode;
+use flytrap_tests::{Mosquitto, free_port, wait_listening};
 
 struct Serve(Child);
 
@@ -34,37 +32,9 @@ fn serve(config: &std::path::Path) -> Serve {
 
 /// A CONNECT whose signature is stale: refused with 0x86 and recorded as ConnectFailed.
 fn failing_connect(addr: SocketAddr, key: &PrivateKeySigner, i: usize) {
-    let old = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 10_000;
-    let creds = flytrap_chain::sign::sign_connect(key, &format!("c{i}"), old).unwrap();
-    let props = creds.user_properties();
-    let list: Vec<Property<'_>> = props
-        .iter()
-        .map(|(k, v)| Property::UserProperty(k, v))
-        .collect();
-    let mut raw = Vec::new();
-    encode_properties(&list, &mut raw);
-    let mut bytes = Vec::new();
-    Connect {
-        version: Version::V5,
-        clean_start: true,
-        keep_alive: 0,
-        properties: Properties::parse_raw(&raw, PropertyContext::Connect).unwrap(),
-        client_id: &format!("c{i}"),
-        will: None,
-        username: None,
-        password: None,
-    }
-    .encode(&mut bytes);
-    let mut c = RawClient::connect(addr);
-    c.send(&bytes);
-    let reason = c.recv(|p| match p {
-        Packet::ConnAck(a) => a.reason,
-        other => panic!("{other:?}"),
-    });
+    let old = flytrap_tests::stack::now() - 10_000;
+    let bytes = flytrap_tests::stack::signed_connect(key, &format!("c{i}"), old, None);
+    let (_, reason) = flytrap_tests::stack::connect_with(addr, &bytes);
     assert_eq!(reason, Some(ReasonCode::BAD_USER_NAME_OR_PASSWORD));
 }
 
