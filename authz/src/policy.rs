@@ -6,9 +6,10 @@
 
 use std::cell::RefCell;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use flytrap_chain::{
     Action, Address, Answer, AuditRecord, B256, ChainHandle, Country, Notice, Query,
@@ -319,8 +320,6 @@ impl ChainAuthorizer {
     }
 }
 
-use std::pin::Pin;
-
 /// An answer the chain is asked for; `None` when it could not answer and no stale grant may
 /// stand in.
 type PendingAnswer = Pin<Box<dyn std::future::Future<Output = Option<Rc<Answer>>>>>;
@@ -515,9 +514,4 @@ impl ChainAuthorizer {
             Verdict::Deny(ReasonCode::NOT_AUTHORIZED)
         }))
     }
-}
-
-/// How often shards' sensitive accesses become reports, and the clock they use.
-pub fn report_interval(seconds: u64) -> Duration {
-    Duration::from_secs(seconds.max(1))
 }

@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -212,5 +211,4 @@ pub(crate) async fn serve<A: Authorizer>(
     }
     broker.close().await;
     client.close().await;
-    let _ = metrics.active.load(Relaxed);
 }

@@ -234,9 +234,13 @@ const SECTIONS: [&str; 13] = [
     "spool", "metrics", "limits",
 ];
 
-/// `FLYTRAP_*` variables that are not configuration keys: the worker index the supervisor
-/// sets, and the anvil binary override of the development chain.
-const NOT_SETTINGS: [&str; 2] = [crate::workers::WORKER_ENV, "FLYTRAP_ANVIL"];
+/// `FLYTRAP_*` variables that are not configuration keys: what the supervisor tells its
+/// workers, and the anvil binary override of the development chain.
+const NOT_SETTINGS: [&str; 3] = [
+    crate::workers::WORKER_ENV,
+    crate::workers::WORKER_METRICS_ENV,
+    "FLYTRAP_ANVIL",
+];
 
 /// Parses a config text, then applies `FLYTRAP_<SECTION>_<KEY>` variables from `env`.
 pub fn parse(

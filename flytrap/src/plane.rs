@@ -2,7 +2,7 @@
 //! `authz.allow_all` says so.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use flytrap_authz::bans::BanPolicy;
@@ -122,12 +122,10 @@ impl SensitiveReports {
             .spawn(move || {
                 let mut from = unix_now();
                 loop {
-                    let started = Instant::now();
                     let last = !matches!(
                         stopped.recv_timeout(interval),
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout)
                     );
-                    let _ = started;
                     let to = unix_now();
                     for record in shared.take_sensitive_reports(from, to) {
                         match chain.try_audit(record).map(|p| p.wait()) {

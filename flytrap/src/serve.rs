@@ -48,7 +48,7 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             .map(|i| allowed[i])
             .collect();
         engine_config.shards = engine_config.cpus.len();
-        metrics_listen = metrics_listen.map(|a| w.metrics_addr(a));
+        metrics_listen = w.metrics_addr()?;
     }
     let plane = crate::plane::Plane::start(&config)?;
     let engine = match &plane {

@@ -25,6 +25,10 @@ use crate::config::Config;
 /// The environment variable that makes a `flytrap serve` a worker: `index/count`.
 pub const WORKER_ENV: &str = "FLYTRAP_WORKER";
 
+/// Where a worker serves its own metrics for the supervisor (loopback, chosen by the
+/// supervisor among free ports).
+pub const WORKER_METRICS_ENV: &str = "FLYTRAP_WORKER_METRICS";
+
 /// Which worker this process is, if it is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Worker {
@@ -60,10 +64,28 @@ impl Worker {
             .collect()
     }
 
-    /// Where this worker serves its metrics: the configured port + 1 + index.
-    pub fn metrics_addr(&self, base: SocketAddr) -> SocketAddr {
-        SocketAddr::new(base.ip(), base.port() + 1 + self.index as u16)
+    /// Where the supervisor asked this worker to serve its metrics, if anywhere.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        match std::env::var(WORKER_METRICS_ENV) {
+            Err(_) => Ok(None),
+            Ok(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("{WORKER_METRICS_ENV}={v:?} is not an address")),
+        }
     }
+}
+
+/// One free loopback port per worker for its metrics, chosen once at start, so that a
+/// restarted worker binds the same one.
+fn worker_metrics_addrs(count: usize) -> anyhow::Result<Vec<SocketAddr>> {
+    (0..count)
+        .map(|_| {
+            let l =
+                TcpListener::bind(("127.0.0.1", 0)).context("no free port for worker metrics")?;
+            Ok(l.local_addr()?)
+        })
+        .collect()
 }
 
 /// Runs the supervisor until SIGTERM/SIGINT, then stops the workers.
@@ -87,13 +109,20 @@ pub fn supervise(config: &Config, config_path: &Path) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the flytrap executable")?;
     let children: Arc<Mutex<Vec<Option<Child>>>> =
         Arc::new(Mutex::new((0..count).map(|_| None).collect()));
+    let metrics_addrs = match config.metrics.listen {
+        Some(_) => worker_metrics_addrs(count)?,
+        None => Vec::new(),
+    };
     let start = |i: usize| -> anyhow::Result<Child> {
-        Command::new(&exe)
-            .arg("serve")
+        let mut cmd = Command::new(&exe);
+        cmd.arg("serve")
             .arg("--config")
             .arg(config_path)
-            .env(WORKER_ENV, format!("{i}/{count}"))
-            .spawn()
+            .env(WORKER_ENV, format!("{i}/{count}"));
+        if let Some(addr) = metrics_addrs.get(i) {
+            cmd.env(WORKER_METRICS_ENV, addr.to_string());
+        }
+        cmd.spawn()
             .with_context(|| format!("cannot start worker {i}"))
     };
     for i in 0..count {
@@ -102,7 +131,7 @@ pub fn supervise(config: &Config, config_path: &Path) -> anyhow::Result<()> {
         children.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(child);
     }
     if let Some(addr) = config.metrics.listen {
-        serve_metrics(addr, count)?;
+        serve_metrics(addr, metrics_addrs.clone())?;
     }
 
     let stopping = Arc::new(AtomicBool::new(false));
@@ -208,7 +237,7 @@ fn fetch(addr: SocketAddr) -> Option<String> {
     body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
-fn serve_metrics(addr: SocketAddr, count: usize) -> anyhow::Result<()> {
+fn serve_metrics(addr: SocketAddr, workers: Vec<SocketAddr>) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(addr).with_context(|| format!("cannot serve metrics on {addr}"))?;
     std::thread::spawn(move || {
@@ -217,9 +246,8 @@ fn serve_metrics(addr: SocketAddr, count: usize) -> anyhow::Result<()> {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let _ = stream.read(&mut [0u8; 1024]);
             let mut families = BTreeMap::new();
-            for i in 0..count {
-                let worker = Worker { index: i, count };
-                if let Some(text) = fetch(worker.metrics_addr(addr)) {
+            for (i, worker) in workers.iter().enumerate() {
+                if let Some(text) = fetch(*worker) {
                     label_worker(&text, i, &mut families, i == 0);
                 }
             }

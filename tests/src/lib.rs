@@ -285,17 +285,7 @@ pub struct RawClient {
 impl RawClient {
     /// Connects the socket (no MQTT yet).
     pub fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
-        RawClient {
-            stream,
-            buf: BytesMut::new(),
-            framer: Framer::new(1 << 24),
-            version: Version::V5,
-        }
+        RawClient::from_stream(TcpStream::connect(addr).unwrap())
     }
 
     /// Connects the socket from a given local address and port.
@@ -309,7 +299,10 @@ impl RawClient {
         socket.set_reuse_address(true).unwrap();
         socket.bind(&source.into()).unwrap();
         socket.connect(&addr.into()).unwrap();
-        let stream: TcpStream = socket.into();
+        RawClient::from_stream(socket.into())
+    }
+
+    fn from_stream(stream: TcpStream) -> RawClient {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
