@@ -19,15 +19,17 @@ use glommio::sync::Semaphore;
 
 /// A connection, plain TCP or TLS (`T` is rustls' server or client stream).
 #[derive(Debug)]
-pub(crate) enum Stream<T> {
+pub enum Stream<T> {
+    /// Plain TCP.
     Tcp(TcpStream),
+    /// TLS over TCP.
     Tls(Box<T>),
 }
 
 /// A client connection.
 pub(crate) type ClientStream = Stream<futures_rustls::server::TlsStream<TcpStream>>;
-/// A broker connection.
-pub(crate) type BrokerStream = Stream<futures_rustls::client::TlsStream<TcpStream>>;
+/// A connection this side opened (to a broker; the load generator's to a server).
+pub type BrokerStream = Stream<futures_rustls::client::TlsStream<TcpStream>>;
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
@@ -73,7 +75,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<T> {
 }
 
 /// Splits a stream into a reader and a shareable writer.
-pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> (Reader<S>, Writer<S>) {
+pub fn split<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> (Reader<S>, Writer<S>) {
     let io = Rc::new(RefCell::new(stream));
     (
         Reader { io: io.clone() },
@@ -86,20 +88,20 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> (Reader<S>,
 
 /// The read half.
 #[derive(Debug)]
-pub(crate) struct Reader<S> {
+pub struct Reader<S> {
     io: Rc<RefCell<S>>,
 }
 
 impl<S: AsyncRead + Unpin> Reader<S> {
     /// Reads into `buf`, returning 0 at end of stream.
-    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, buf)).await
     }
 }
 
 /// The write half; clones share the stream and its lock.
 #[derive(Debug)]
-pub(crate) struct Writer<S> {
+pub struct Writer<S> {
     io: Rc<RefCell<S>>,
     lock: Rc<Semaphore>,
 }
@@ -115,7 +117,7 @@ impl<S> Clone for Writer<S> {
 
 impl<S: AsyncWrite + Unpin> Writer<S> {
     /// Writes `bytes` whole and flushes, without interleaving with other writers.
-    pub(crate) async fn send(&self, bytes: &[u8]) -> io::Result<()> {
+    pub async fn send(&self, bytes: &[u8]) -> io::Result<()> {
         let _permit = self
             .lock
             .acquire_permit(1)
@@ -136,7 +138,7 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
     }
 
     /// Closes the write side (TLS close_notify, then FIN).
-    pub(crate) async fn close(&self) {
+    pub async fn close(&self) {
         let _ = poll_fn(|cx| Pin::new(&mut *self.io.borrow_mut()).poll_close(cx)).await;
     }
 }

@@ -24,7 +24,7 @@
 pub mod authz;
 pub mod config;
 mod conn;
-mod io;
+pub mod io;
 pub mod limits;
 pub mod metrics;
 pub mod proxy_protocol;

@@ -54,14 +54,14 @@ pub fn parse_source_addresses(entries: &[String]) -> Result<Vec<IpAddr>, String>
 /// of the pool, with `IP_BIND_ADDRESS_NO_PORT` so that the kernel picks the port at connect
 /// time from the whole 4-tuple, lifts the paper's 65,535-connection ceiling.
 #[derive(Debug, Default)]
-pub(crate) struct SourcePool {
+pub struct SourcePool {
     addresses: Vec<IpAddr>,
     next: Cell<usize>,
 }
 
 impl SourcePool {
     /// A pool starting at `offset` so that shards do not all begin on the same address.
-    pub(crate) fn new(addresses: Vec<IpAddr>, offset: usize) -> SourcePool {
+    pub fn new(addresses: Vec<IpAddr>, offset: usize) -> SourcePool {
         SourcePool {
             next: Cell::new(offset % addresses.len().max(1)),
             addresses,
@@ -119,7 +119,7 @@ fn bound_socket(source: IpAddr, to: SocketAddr) -> io::Result<Socket> {
 /// With a source address the connect completes in the background: the first write (the
 /// CONNECT) waits for it, and a refused connection shows up as that write's error. The caller
 /// bounds that write with the same timeout.
-pub(crate) async fn connect(
+pub async fn connect(
     addr: SocketAddr,
     pool: &SourcePool,
     timeout: Duration,
