@@ -102,6 +102,15 @@ pub enum Mqtt {
     V311,
 }
 
+/// When clients start their work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Start {
+    /// All at once, after the ramp.
+    Together,
+    /// Each after its own CONNACK.
+    Connected,
+}
+
 /// Flags every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
@@ -133,6 +142,14 @@ pub struct Common {
     /// Index of the first client (client ids and keys are numbered from it).
     #[arg(long, default_value_t = 0, value_name = "I")]
     pub first: u64,
+    /// Distinct keys: client k signs with key first + (k mod K). 0 = one key per client.
+    /// Fewer keys mean fewer grants to make before a run with many clients.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    pub keys: u64,
+    /// Clients whose latencies are not recorded (the first N, as warm-up; their replies
+    /// still count in outcomes and errors). The paper ran 105 and discarded 5.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub discard: u64,
     /// Client identifier prefix; client i is PREFIX + i.
     #[arg(long, default_value = "loadgen-", value_name = "PREFIX")]
     pub client_id: String,
@@ -151,6 +168,12 @@ pub struct Common {
     /// MQTT keep-alive in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub keep_alive: u16,
+    /// When a client starts its work (subscribing, publishing, holding): `together`, all at
+    /// once after the ramp and --settle (a burst from every client, as in the paper's
+    /// scalability test), or `connected`, each right after its own CONNACK (one client at a
+    /// time with a slow ramp, as in the paper's latency test).
+    #[arg(long, value_enum, default_value = "together")]
+    pub start: Start,
     /// Seconds between the end of the ramp and the start of the work phase.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     pub settle: f64,

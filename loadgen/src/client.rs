@@ -70,8 +70,10 @@ struct Shared {
 pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
     let plan = &shard.plan;
     let client_id = format!("{}{}", plan.client_id, plan.first + k);
+    // Signed before the clock starts: the client's own signing is not the server's latency.
+    let hello = connect_packet(plan, k, &client_id);
     let started = Instant::now();
-    let conn = match connect(&shard, k, &client_id).await {
+    let conn = match connect(&shard, &hello).await {
         Ok(conn) => conn,
         Err(failure) => {
             shard.progress.failed();
@@ -101,7 +103,9 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
     };
     {
         let mut stats = shard.stats.borrow_mut();
-        stats.record(Phase::Connect, started.elapsed());
+        if plan.records(k) {
+            stats.record(Phase::Connect, started.elapsed());
+        }
         stats.outcome(format!("connack 0x{code:02x}"));
         if !as_expected(code, plan.expect_connack()) {
             stats.error(format!(
@@ -133,6 +137,7 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
     let (suback_tx, suback_rx) = local_channel::new_bounded(4);
     let reading = glommio::spawn_local(read_loop(
         shard.clone(),
+        k,
         rx,
         writer.clone(),
         shared.clone(),
@@ -141,6 +146,11 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
     .detach();
 
     let mut driver = Driver {
+        work_at: if plan.start_on_connect {
+            Instant::now()
+        } else {
+            shard.work_at
+        },
         shard: shard.clone(),
         k,
         writer: writer.clone(),
@@ -164,7 +174,7 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
 }
 
 /// Opens the connection and sends the CONNECT. Errors are report keys.
-async fn connect(shard: &Shard, k: u64, client_id: &str) -> Result<Conn, String> {
+async fn connect(shard: &Shard, hello: &[u8]) -> Result<Conn, String> {
     let plan = &shard.plan;
     let limit = plan.timeout;
     let tcp = match within(
@@ -187,9 +197,8 @@ async fn connect(shard: &Shard, k: u64, client_id: &str) -> Result<Conn, String>
             }
         }
     };
-    let bytes = connect_packet(plan, k, client_id);
     let send = async {
-        conn.write_all(&bytes).await?;
+        conn.write_all(hello).await?;
         conn.flush().await
     };
     match within(limit, send).await {
@@ -205,10 +214,10 @@ pub fn connect_packet(plan: &Plan, k: u64, client_id: &str) -> Vec<u8> {
     let credentials = match plan.signing {
         Signing::Unsigned => None,
         Signing::Signed => {
-            Some(Identity::derive(&plan.seed, plan.first + k).credentials(client_id, now))
+            Some(Identity::derive(&plan.seed, plan.key_index(k)).credentials(client_id, now))
         }
         Signing::Bad => Some(Credentials::corrupt(
-            &Identity::derive(&plan.seed, plan.first + k),
+            &Identity::derive(&plan.seed, plan.key_index(k)),
             client_id,
             now,
         )),
@@ -328,6 +337,7 @@ impl Rx {
 /// Takes acknowledgments and deliveries until the server closes.
 async fn read_loop(
     shard: Rc<Shard>,
+    k: u64,
     mut rx: Rx,
     writer: Writer<Conn>,
     shared: Rc<Shared>,
@@ -360,11 +370,11 @@ async fn read_loop(
         match packet {
             Packet::Ack(a) => match a.kind {
                 AckKind::PubAck | AckKind::PubComp => {
-                    finish(&shard, &shared, a.packet_id, a.reason.0, a.kind, expect);
+                    finish(&shard, k, &shared, a.packet_id, a.reason.0, a.kind, expect);
                 }
                 AckKind::PubRec => {
                     if a.reason.is_error() {
-                        finish(&shard, &shared, a.packet_id, a.reason.0, a.kind, expect);
+                        finish(&shard, k, &shared, a.packet_id, a.reason.0, a.kind, expect);
                     } else {
                         Ack::new(AckKind::PubRel, a.packet_id, ReasonCode::SUCCESS)
                             .encode(version, &mut out);
@@ -411,7 +421,7 @@ async fn read_loop(
 }
 
 /// The final acknowledgment of a PUBLISH flow.
-fn finish(shard: &Shard, shared: &Shared, id: u16, code: u8, kind: AckKind, expect: u8) {
+fn finish(shard: &Shard, k: u64, shared: &Shared, id: u16, code: u8, kind: AckKind, expect: u8) {
     let Some(due) = shared.inflight.borrow_mut().remove(&id) else {
         return;
     };
@@ -422,7 +432,9 @@ fn finish(shard: &Shard, shared: &Shared, id: u16, code: u8, kind: AckKind, expe
     };
     {
         let mut stats = shard.stats.borrow_mut();
-        stats.record(Phase::Publish, due.elapsed());
+        if shard.plan.records(k) {
+            stats.record(Phase::Publish, due.elapsed());
+        }
         stats.outcome(format!("{name} 0x{code:02x}"));
         if !as_expected(code, expect) {
             stats.error(format!("{name} 0x{code:02x} (expected 0x{expect:02x})"));
@@ -437,10 +449,17 @@ fn delivered(shard: &Shard, p: &Publish<'_>) {
     shard.progress.received();
     let mut stats = shard.stats.borrow_mut();
     stats.received += 1;
-    if let Some(stamp) = p.payload.get(..8) {
-        let sent = u64::from_be_bytes(stamp.try_into().unwrap_or([0; 8]));
+    let word = |at: usize| {
+        p.payload
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+    };
+    // Bytes 0..8: the due time; 8..16: the sender's client index.
+    if let (Some(sent), Some(sender)) = (word(0), word(8)) {
         let now = unix_ns();
-        if sent > 0 && now >= sent {
+        let measured = shard.plan.records(sender.wrapping_sub(shard.plan.first));
+        if measured && sent > 0 && now >= sent {
             stats.record(Phase::EndToEnd, Duration::from_nanos(now - sent));
         }
     }
@@ -448,6 +467,8 @@ fn delivered(shard: &Shard, p: &Publish<'_>) {
 
 /// Follows the plan for one connected client.
 struct Driver {
+    /// When this client's work phase starts.
+    work_at: Instant,
     shard: Rc<Shard>,
     k: u64,
     writer: Writer<Conn>,
@@ -464,11 +485,11 @@ impl Driver {
             // Fan-out and mixed subscribe right after CONNACK; the subscribe scenario at the
             // work phase.
             if matches!(plan.scenario, crate::plan::Scenario::Subscribe) {
-                sleep_until(shard.work_at).await;
+                sleep_until(self.work_at).await;
             }
             self.subscribe_all().await?;
         }
-        sleep_until(shard.work_at).await;
+        sleep_until(self.work_at).await;
         if plan.publishes(self.k) {
             self.publish_all().await?;
         } else if !matches!(plan.scenario, crate::plan::Scenario::Subscribe) {
@@ -477,7 +498,7 @@ impl Driver {
                 crate::plan::Scenario::Connect { hold } => hold.min(plan.duration),
                 _ => plan.duration + shard.drain_grace(),
             };
-            let until = shard.work_at + hold;
+            let until = self.work_at + hold;
             while Instant::now() < until && !self.shared.closed.get() {
                 sleep((until - Instant::now()).min(Duration::from_millis(100))).await;
             }
@@ -529,7 +550,9 @@ impl Driver {
                 };
             };
             let mut stats = shard.stats.borrow_mut();
-            stats.record(crate::stats::Phase::Subscribe, started.elapsed());
+            if plan.records(self.k) {
+                stats.record(crate::stats::Phase::Subscribe, started.elapsed());
+            }
             stats.outcome(format!("suback 0x{code:02x}"));
             if !as_expected(code, plan.expect_suback()) {
                 stats.error(format!(
@@ -548,7 +571,7 @@ impl Driver {
             return Ok(());
         };
         let topic = plan.expand(&p.topic, self.k, 0);
-        let end = shard.work_at + plan.duration;
+        let end = self.work_at + plan.duration;
         let mut payload = vec![b'x'; p.payload];
         payload[8..16].copy_from_slice(&(plan.first + self.k).to_be_bytes());
         let mut out = Vec::with_capacity(p.payload + topic.len() + 16);
@@ -565,7 +588,7 @@ impl Driver {
             }
             let due = match p.pacing {
                 Pacing::Open { interval } => {
-                    let due = shard.work_at + offset + interval.mul_f64(n as f64);
+                    let due = self.work_at + offset + interval.mul_f64(n as f64);
                     if due >= end {
                         break;
                     }

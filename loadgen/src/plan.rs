@@ -115,6 +115,10 @@ pub struct Plan {
     pub clients: u64,
     /// Connections per second in the whole run.
     pub ramp: f64,
+    /// Distinct keys (0: one per client).
+    pub keys: u64,
+    /// Leading clients whose latencies are not recorded.
+    pub discard: u64,
     /// Client id prefix.
     pub client_id: String,
     /// Credentials.
@@ -123,6 +127,8 @@ pub struct Plan {
     pub expect: Option<u8>,
     /// Keep-alive.
     pub keep_alive: u16,
+    /// Each client starts its work at its own CONNACK (else all together after the ramp).
+    pub start_on_connect: bool,
     /// Pause after the ramp.
     pub settle: Duration,
     /// Work phase limit.
@@ -270,6 +276,12 @@ impl Plan {
         );
         ensure!(c.clients >= 1, "--clients must be at least 1");
         ensure!(
+            c.discard < c.clients,
+            "--discard {} leaves no client to measure (--clients {})",
+            c.discard,
+            c.clients
+        );
+        ensure!(
             c.ramp.is_finite() && c.ramp > 0.0,
             "--ramp must be a positive number of connections per second"
         );
@@ -333,10 +345,13 @@ impl Plan {
             first: c.first,
             clients: c.clients,
             ramp: c.ramp,
+            keys: c.keys,
+            discard: c.discard,
             client_id: c.client_id.clone(),
             signing,
             expect: c.expect,
             keep_alive: c.keep_alive,
+            start_on_connect: c.start == crate::cli::Start::Connected,
             settle,
             duration,
             timeout,
@@ -395,6 +410,16 @@ impl Plan {
             }
             _ => 0,
         }
+    }
+
+    /// The key index of client `k`.
+    pub fn key_index(&self, k: u64) -> u64 {
+        self.first + if self.keys == 0 { k } else { k % self.keys }
+    }
+
+    /// Whether client `k`'s latencies are recorded (not a discarded warm-up client).
+    pub fn records(&self, k: u64) -> bool {
+        k >= self.discard
     }
 
     /// Whether client `k` (run-relative) publishes.

@@ -64,8 +64,13 @@ pub struct Change {
     pub action: ActionArg,
     /// The topic string.
     pub topic: String,
-    /// The client's address (0x + 40 hex digits).
-    pub address: String,
+    /// The client addresses (0x + 40 hex digits), one or more.
+    #[arg(required_unless_present = "from", value_name = "ADDRESS")]
+    pub addresses: Vec<String>,
+    /// Also every address in FILE (one per line; blank lines and # comments skipped), for
+    /// granting a fleet of clients in one command.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<std::path::PathBuf>,
     /// Why (kept in the change log on the chain).
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub reason: String,
@@ -85,28 +90,70 @@ impl Change {
         Action::from(self.action).short()
     }
 
+    /// Every address, checked before any transaction is sent: a bad line changes nothing.
+    fn targets(&self) -> anyhow::Result<Vec<flytrap_chain::Address>> {
+        let mut out = Vec::new();
+        for a in &self.addresses {
+            out.push(address_arg("ADDRESS", a)?);
+        }
+        if let Some(path) = &self.from {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let what = format!("{} line {}", path.display(), n + 1);
+                out.push(address_arg(&what, line)?);
+            }
+        }
+        Ok(out)
+    }
+
     fn apply(&self, grant: bool) -> anyhow::Result<()> {
-        let who = address_arg("ADDRESS", &self.address)?;
+        let targets = self.targets()?;
         let client = self.chain.resolve()?.writer()?;
         let action = Action::from(self.action);
-        let tx = block_on(async {
+        let quiet = targets.len() > 10;
+        let (first, last) = block_on(async {
             ready(&client).await?;
             let t = client.topic_by_name(&self.topic).await?;
-            anyhow::Ok(if grant {
-                client.grant(t.id, who, action, &self.reason).await?
-            } else {
-                client.revoke(t.id, who, action, &self.reason).await?
-            })
+            let mut blocks = (u64::MAX, 0);
+            // One transaction per address, each confirmed before the next: the nonce stays
+            // simple and a failure stops at a known point (the ones before it are applied).
+            for (i, who) in targets.iter().enumerate() {
+                let tx = if grant {
+                    client.grant(t.id, *who, action, &self.reason).await
+                } else {
+                    client.revoke(t.id, *who, action, &self.reason).await
+                }
+                .with_context(|| format!("{who:#x} (after {i} done)"))?;
+                blocks = (blocks.0.min(tx.block), blocks.1.max(tx.block));
+                if !quiet {
+                    println!(
+                        "{} {} on '{}' {} {who:#x} (block {}, tx {:#x})",
+                        if grant { "granted" } else { "revoked" },
+                        action,
+                        self.topic,
+                        if grant { "to" } else { "from" },
+                        tx.block,
+                        tx.hash
+                    );
+                }
+            }
+            anyhow::Ok(blocks)
         })??;
-        println!(
-            "{} {} on '{}' {} {who:#x} (block {}, tx {:#x})",
-            if grant { "granted" } else { "revoked" },
-            action,
-            self.topic,
-            if grant { "to" } else { "from" },
-            tx.block,
-            tx.hash
-        );
+        if quiet {
+            println!(
+                "{} {} on '{}' {} {} addresses (blocks {first}-{last})",
+                if grant { "granted" } else { "revoked" },
+                action,
+                self.topic,
+                if grant { "to" } else { "from" },
+                targets.len()
+            );
+        }
         Ok(())
     }
 }

@@ -1,0 +1,103 @@
+# Shared set-up of the loadgen experiments (sourced, not run): start Mosquitto, HAProxy,
+# anvil with the contract, and FlyTrap on loopback ports picked free, each pinned with
+# taskset, and stop exactly these processes (by PID) on exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+build() {
+  scripts/deps.sh
+  cargo build --locked --release -q -p flytrap -p flytrap-loadgen
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing on port $1" >&2; exit 1
+}
+
+# One self-signed certificate (localhost, 127.0.0.1) for every TLS listener: $work/cert.pem.
+make_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+}
+
+# start_mosquitto CPU TCP_PORT [TLS_PORT]: no connection limit, TCP_NODELAY (its default
+# delays a TLS CONNACK by ~41 ms), no persistence.
+start_mosquitto() {
+  local cpu=$1 port=$2 tls=${3:-} conf="$work/mosquitto-$2.conf"
+  {
+    echo "listener $port 127.0.0.1"
+    echo "max_connections -1"
+    if [ -n "$tls" ]; then
+      echo "listener $tls 127.0.0.1"
+      echo "certfile $work/cert.pem"
+      echo "keyfile $work/key.pem"
+      echo "max_connections -1"
+    fi
+    echo "user root"
+    echo "allow_anonymous true"
+    echo "set_tcp_nodelay true"
+    echo "persistence false"
+    echo "max_queued_messages 100000"
+    echo "log_dest none"
+  } >"$conf"
+  taskset -c "$cpu" mosquitto -c "$conf" & pids+=($!)
+  wait_port "$port"
+}
+
+# start_haproxy CPU "FRONT:BACK" ...: TCP mode, one thread, a frontend per pair.
+start_haproxy() {
+  local cpu=$1; shift
+  local conf="$work/haproxy-$RANDOM.cfg"
+  {
+    printf 'global\n  nbthread 1\n  maxconn 9900\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n'
+    for pair in "$@"; do
+      printf 'listen l%s\n  bind 127.0.0.1:%s\n  server s 127.0.0.1:%s\n' "${pair%%:*}" "${pair%%:*}" "${pair##*:}"
+    done
+  } >"$conf"
+  taskset -c "$cpu" haproxy -f "$conf" -db & pids+=($!)
+  for pair in "$@"; do wait_port "${pair%%:*}"; done
+}
+
+# start_chain CPU: anvil with the contract deployed; sets rpc, contract, chain_args.
+start_chain() {
+  local port; port=$(free_port)
+  local anvil; anvil=$(node contracts/scripts/anvil.mjs --print-path)
+  taskset -c "$1" "$anvil" --host 127.0.0.1 --port "$port" --silent & pids+=($!)
+  wait_port "$port"
+  rpc="http://127.0.0.1:$port"
+  echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 >"$work/operator.key"
+  chmod 600 "$work/operator.key"
+  contract=$($bin/flytrap deploy --rpc "$rpc" --key "$work/operator.key" | grep -o '0x[0-9a-fA-F]\{40\}' | head -1)
+  chain_args=(--rpc "$rpc" --contract "$contract" --key "$work/operator.key")
+}
+
+# start_flytrap CPU NAME TCP_PORT: runs `flytrap serve` with $work/NAME.toml (written by the
+# caller) and waits for TCP_PORT. Sets flytrap_pid.
+start_flytrap() {
+  RUST_LOG=warn taskset -c "$1" $bin/flytrap serve --config "$work/$2.toml" >"$work/$2.log" 2>&1 & pids+=($!)
+  flytrap_pid=$!
+  wait_port "$3"
+}
+
+# machine_txt FILE COMMAND PLACEMENT
+machine_txt() {
+  {
+    echo "date: $(date -u +%FT%TZ)"; uname -srm; lscpu | grep -E 'Model name|^CPU\(s\)'
+    mosquitto -h 2>/dev/null | head -1 || true; haproxy -v | head -1
+    echo "open files: $(ulimit -Hn) hard"
+    echo "placement: $3"
+    echo "command: $2"
+  } >"$1"
+}
