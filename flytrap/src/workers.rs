@@ -22,6 +22,8 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 
+pub mod operators;
+
 /// The environment variable that makes a `flytrap serve` a worker: `index/count`.
 pub const WORKER_ENV: &str = "FLYTRAP_WORKER";
 
@@ -91,13 +93,11 @@ fn worker_metrics_addrs(count: usize) -> anyhow::Result<Vec<SocketAddr>> {
 /// Runs the supervisor until SIGTERM/SIGINT, then stops the workers.
 pub fn supervise(config: &Config, config_path: &Path) -> anyhow::Result<()> {
     let count = config.engine.processes;
-    if !config.authz.allow_all {
-        // Each worker would open the audit spool and write with the same operator key: the
-        // spool is one process's and the contract's exactly-once sequence is one writer's.
-        bail!(
-            "engine.processes > 1 with the chain is not supported yet (one audit writer per operator key): use engine.processes = 1, or authz.allow_all = true"
-        );
-    }
+    // With the chain, each worker writes audit records with its own operator key.
+    let _chain = match config.authz.allow_all {
+        true => None,
+        false => Some(operators::start(config, count)?),
+    };
     for (name, addr) in [
         ("listen.tcp", config.listen.tcp),
         ("listen.tls", config.listen.tls),
