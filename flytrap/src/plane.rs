@@ -98,6 +98,11 @@ impl Plane {
             service.handle(),
             geo,
         );
+        if let (Some(_), Some(spool)) = (worker, &c.spool.dir)
+            && !shared.share_replay(crate::workers::replay::open(spool)?)
+        {
+            bail!("auth.max_clock_skew_s is too long for the workers' shared replay table");
+        }
         let reports = SensitiveReports::start(
             shared.clone(),
             service.handle(),

@@ -23,6 +23,7 @@ use anyhow::{Context, bail};
 use crate::config::Config;
 
 pub mod operators;
+pub mod replay;
 
 /// The environment variable that makes a `flytrap serve` a worker: `index/count`.
 pub const WORKER_ENV: &str = "FLYTRAP_WORKER";

@@ -1,7 +1,8 @@
 //! `engine.processes = 2` with chain authorisation, against a real anvil and a real Mosquitto:
 //! the supervisor gives each worker its own operator key; signed clients are served by both
 //! workers; publishes are allowed and refused by the contract; failed CONNECTs reach the chain
-//! exactly once, also from a worker killed with SIGKILL after spooling and restarted.
+//! exactly once, also from a worker killed with SIGKILL after spooling and restarted; a
+//! CONNECT replayed to the other worker is refused.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -275,6 +276,28 @@ fn two_workers_with_chain_authorisation() {
         assert_eq!(publish_ack(c, "w/ok", 3).0, 0x10);
     }
     drop(clients);
+
+    // A signed CONNECT accepted by one worker is a replay for the other: the workers share
+    // one replay table.
+    let original = signed_connect(&publisher, "replayed", now(), None);
+    let before = accepted(metrics_addr);
+    let (_kept, reason) = connect_with(proxy, &original);
+    assert_eq!(reason, Some(ReasonCode::SUCCESS));
+    let mid = accepted(metrics_addr);
+    let first_worker = (0..2)
+        .find(|w| mid[w] > before[w])
+        .expect("a worker took it");
+    let other = 1 - first_worker;
+    let mut crossed = false;
+    for _ in 0..50 {
+        let (_, reason) = connect_with(proxy, &original);
+        assert_eq!(reason, Some(ReasonCode::BAD_USER_NAME_OR_PASSWORD));
+        if accepted(metrics_addr)[&other] > mid[&other] {
+            crossed = true;
+            break;
+        }
+    }
+    assert!(crossed, "no replay reached worker {other}");
 
     // Failed CONNECTs reach the chain once, through whichever worker refused them.
     let first: Vec<Address> = (0..6).map(|i| failing_connect(proxy, i)).collect();
