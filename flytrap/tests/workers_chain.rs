@@ -343,3 +343,42 @@ fn two_workers_with_chain_authorisation() {
     assert_recorded_once(&rt, &anvil.url(), contract, &all);
     drop(supervisor);
 }
+
+#[test]
+fn workers_need_the_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start().expect("anvil (cd contracts && npm ci)");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin: PrivateKeySigner = DEV_KEYS[0].parse().unwrap();
+    let (owner, _) = rt.block_on(Client::deploy(&anvil.url(), admin)).unwrap();
+    let key_file = dir.path().join("other.key");
+    std::fs::write(&key_file, format!("{}\n", DEV_KEYS[1])).unwrap();
+    let config = dir.path().join("flytrap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nprocesses = 2\n[listen]\ntcp = \"127.0.0.1:{}\"\n[broker]\naddress = \"127.0.0.1:1\"\n[chain]\nrpc = \"{}\"\ncontract = \"{:#x}\"\nkey = \"{}\"\n[spool]\ndir = \"{}\"\n",
+            free_port(),
+            anvil.url(),
+            owner.address(),
+            key_file.display(),
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_flytrap"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("is not the contract's admin"), "{stderr}");
+}

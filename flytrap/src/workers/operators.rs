@@ -164,7 +164,7 @@ pub fn start(config: &Config, count: usize) -> anyhow::Result<Supervision> {
         .map_err(|e| anyhow::anyhow!("chain.contract: {e}"))?;
     let key = flytrap_chain::keyfile::read_key(key_file)
         .with_context(|| format!("chain.key {}", key_file.display()))?;
-    super::replay::create(spool_dir)?;
+    super::replay::ensure(spool_dir)?;
     let workers = (0..count)
         .map(|i| ensure_key(spool_dir, i).map(|k| k.address()))
         .collect::<Result<Vec<_>, _>>()?;

@@ -1,7 +1,8 @@
 //! The replay cache shared by the worker processes: a [`SeenTable`] in
-//! `<spool.dir>/replay-table`, made afresh by the supervisor at start and mapped by every
-//! worker (a restarted worker maps the same one), so a signed CONNECT accepted by one worker
-//! is refused as a replay by all.
+//! `<spool.dir>/replay-table`, made by the supervisor and mapped by every worker (a restarted
+//! worker maps the same one), so a signed CONNECT accepted by one worker is refused as a
+//! replay by all. The table is kept across restarts of the supervisor, so replays are refused
+//! across those too.
 
 use std::path::{Path, PathBuf};
 
@@ -17,11 +18,14 @@ pub fn path(spool_dir: &Path) -> PathBuf {
     spool_dir.join("replay-table")
 }
 
-/// Makes a new, empty table (the supervisor, before starting the workers).
-pub fn create(spool_dir: &Path) -> anyhow::Result<()> {
+/// Makes the table unless a valid one is there (the supervisor, before starting the workers).
+pub fn ensure(spool_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(spool_dir)
         .with_context(|| format!("cannot create {}", spool_dir.display()))?;
     let p = path(spool_dir);
+    if SeenTable::open(&p).is_ok_and(|t| t.slots() == SLOTS) {
+        return Ok(());
+    }
     SeenTable::create(&p, SLOTS).with_context(|| format!("cannot make {}", p.display()))
 }
 
