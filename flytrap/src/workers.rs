@@ -6,8 +6,11 @@
 //! through `SO_REUSEPORT`. The supervisor forwards SIGTERM and SIGHUP, restarts a worker that
 //! dies, and serves one `/metrics` page with every worker's series labelled `worker="i"`.
 //!
-//! Per-process state: the per-IP connection limits and rates are enforced by each worker for
-//! the connections it accepted (with N workers an IP may hold up to N × the limit).
+//! With the chain, each worker writes audit records with its own operator key from its own
+//! spool ([`operators`]), and all share one replay cache ([`replay`]). Per-process state: bans,
+//! sensitive-topic reports, permission caches, and the per-IP connection limits and rates,
+//! enforced by each worker for the connections it accepted (with N workers an IP may hold up
+//! to N × the limit).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
