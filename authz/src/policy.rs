@@ -72,6 +72,12 @@ impl AuthzShared {
         })
     }
 
+    /// Shares the replay cache with other processes through `table` (worker processes); false
+    /// if it could not be (see [`ReplayCache::share`]).
+    pub fn share_replay(&self, table: flytrap_engine::seen::SeenTable) -> bool {
+        self.replay.share(table)
+    }
+
     /// The sensitive-topic accesses since the last call, as audit records for `[from, to]`.
     pub fn take_sensitive_reports(&self, from: u64, to: u64) -> Vec<AuditRecord> {
         self.sensitive

@@ -230,6 +230,34 @@ impl Client {
             .map_err(|e| self.rpc_err(e))
     }
 
+    /// Sends `value` wei from the sender to `to` (a plain transfer) and waits until it is mined.
+    pub async fn transfer(&self, to: Address, value: U256) -> Result<Tx> {
+        use alloy::network::TransactionBuilder;
+        if self.sender.is_none() {
+            return Err(Error::InvalidInput(
+                "this needs a signing key (--key FILE)".into(),
+            ));
+        }
+        let request = alloy::rpc::types::TransactionRequest::default()
+            .with_to(to)
+            .with_value(value);
+        let pending = self
+            .provider
+            .send_transaction(request)
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        let hash = *pending.tx_hash();
+        let receipt = wait_receipt(&self.provider, hash, &self.url).await?;
+        if !receipt.status() {
+            return Err(Error::Rpc(format!("the transfer {hash} failed")));
+        }
+        Ok(Tx {
+            hash,
+            block: receipt.block_number().unwrap_or_default(),
+            gas_used: receipt.gas_used(),
+        })
+    }
+
     /// Sends a contract call as a transaction and waits until it is mined.
     async fn send<D: CallDecoder>(&self, call: CallBuilder<&DynProvider, D>) -> Result<Tx> {
         if self.sender.is_none() {

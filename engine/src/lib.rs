@@ -29,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proxy_protocol;
 mod pump;
+pub mod seen;
 mod shard;
 pub mod tls;
 pub mod upstream;

@@ -12,6 +12,7 @@ use flytrap_authz::{AuthzConfig, AuthzShared, Unregistered};
 use flytrap_chain::{ChainConfig, ChainService};
 
 use crate::config::{self, Config};
+use crate::workers::{Worker, operators};
 
 /// The running plane.
 #[derive(Debug)]
@@ -40,8 +41,9 @@ fn unix_now() -> u64 {
 }
 
 impl Plane {
-    /// Starts the plane the config asks for.
-    pub fn start(c: &Config) -> anyhow::Result<Plane> {
+    /// Starts the plane the config asks for. A worker (`engine.processes > 1`) writes audit
+    /// records with its own operator key from its own spool (see [`crate::workers::operators`]).
+    pub fn start(c: &Config, worker: Option<Worker>) -> anyhow::Result<Plane> {
         if c.authz.allow_all {
             tracing::warn!("authz.allow_all: every client and every packet is allowed");
             return Ok(Plane::AllowAll);
@@ -59,6 +61,17 @@ impl Plane {
             );
         }
         chain.spool_dir = c.spool.dir.clone();
+        if let Some(w) = worker {
+            let Some(spool) = &c.spool.dir else {
+                bail!("engine.processes > 1 with the chain needs spool.dir");
+            };
+            let path = operators::key_path(spool, w.index);
+            chain.key = Some(
+                flytrap_chain::keyfile::read_key(&path)
+                    .with_context(|| format!("worker {}'s operator key", w.index))?,
+            );
+            chain.spool_dir = Some(operators::worker_dir(spool, w.index));
+        }
         chain.max_gas_per_hour = c.chain.max_gas_per_hour;
         let service = ChainService::start(chain).context("cannot start the chain service")?;
         let geo = c.geo.mmdb.as_deref().map(Geo::open).transpose()?;
@@ -85,6 +98,11 @@ impl Plane {
             service.handle(),
             geo,
         );
+        if let (Some(_), Some(spool)) = (worker, &c.spool.dir)
+            && !shared.share_replay(crate::workers::replay::open(spool)?)
+        {
+            bail!("auth.max_clock_skew_s is too long for the workers' shared replay table");
+        }
         let reports = SensitiveReports::start(
             shared.clone(),
             service.handle(),

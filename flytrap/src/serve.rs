@@ -50,7 +50,7 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         engine_config.shards = engine_config.cpus.len();
         metrics_listen = w.metrics_addr()?;
     }
-    let plane = crate::plane::Plane::start(&config)?;
+    let plane = crate::plane::Plane::start(&config, worker)?;
     let engine = match &plane {
         crate::plane::Plane::AllowAll => Engine::start(engine_config, |_shard| AllowAll),
         crate::plane::Plane::Chain { shared, .. } => {

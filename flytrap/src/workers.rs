@@ -6,8 +6,11 @@
 //! through `SO_REUSEPORT`. The supervisor forwards SIGTERM and SIGHUP, restarts a worker that
 //! dies, and serves one `/metrics` page with every worker's series labelled `worker="i"`.
 //!
-//! Per-process state: the per-IP connection limits and rates are enforced by each worker for
-//! the connections it accepted (with N workers an IP may hold up to N × the limit).
+//! With the chain, each worker writes audit records with its own operator key from its own
+//! spool ([`operators`]), and all share one replay cache ([`replay`]). Per-process state: bans,
+//! sensitive-topic reports, permission caches, and the per-IP connection limits and rates,
+//! enforced by each worker for the connections it accepted (with N workers an IP may hold up
+//! to N × the limit).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -21,6 +24,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::config::Config;
+
+pub mod operators;
+pub mod replay;
 
 /// The environment variable that makes a `flytrap serve` a worker: `index/count`.
 pub const WORKER_ENV: &str = "FLYTRAP_WORKER";
@@ -91,13 +97,11 @@ fn worker_metrics_addrs(count: usize) -> anyhow::Result<Vec<SocketAddr>> {
 /// Runs the supervisor until SIGTERM/SIGINT, then stops the workers.
 pub fn supervise(config: &Config, config_path: &Path) -> anyhow::Result<()> {
     let count = config.engine.processes;
-    if !config.authz.allow_all {
-        // Each worker would open the audit spool and write with the same operator key: the
-        // spool is one process's and the contract's exactly-once sequence is one writer's.
-        bail!(
-            "engine.processes > 1 with the chain is not supported yet (one audit writer per operator key): use engine.processes = 1, or authz.allow_all = true"
-        );
-    }
+    // With the chain, each worker writes audit records with its own operator key.
+    let _chain = match config.authz.allow_all {
+        true => None,
+        false => Some(operators::start(config, count)?),
+    };
     for (name, addr) in [
         ("listen.tcp", config.listen.tcp),
         ("listen.tls", config.listen.tls),
