@@ -110,9 +110,7 @@ impl Credentials {
     /// The same credentials with a signature that does not verify (for the deny path): the
     /// message signed is for another client id, so the recovered address differs.
     pub fn corrupt(identity: &Identity, client_id: &str, timestamp: u64) -> Credentials {
-        let mut c = identity.credentials(&format!("{client_id}-not-me"), timestamp);
-        c.timestamp = timestamp;
-        c
+        identity.credentials(&format!("{client_id}-not-me"), timestamp)
     }
 }
 
