@@ -351,6 +351,98 @@ impl Client {
         .await
     }
 
+    /// Grants (`grant`) or revokes the action on the topic for every address of `who`, as
+    /// one transaction each but pipelined, for fleets of clients. Every call is estimated
+    /// first (concurrently): a revert (not the owner, already a member, …) comes back decoded
+    /// and nothing is sent. Then all are sent with consecutive nonces and a 25 % gas margin
+    /// over their estimates, and their receipts awaited; the transactions come back in the
+    /// order of `who`.
+    pub async fn change_many(
+        &self,
+        topic: B256,
+        who: &[Address],
+        action: Action,
+        reason: &str,
+        grant: bool,
+    ) -> Result<Vec<Tx>> {
+        use alloy::network::TransactionBuilder;
+        let Some(sender) = self.sender else {
+            return Err(Error::InvalidInput(
+                "this needs a signing key (--key FILE)".into(),
+            ));
+        };
+        const WINDOW: usize = 64;
+        let request = |a: Address| {
+            let call = if grant {
+                self.contract
+                    .grant(topic, a, action.code(), reason.to_string())
+                    .clear_decoder()
+            } else {
+                self.contract
+                    .revoke(topic, a, action.code(), reason.to_string())
+                    .clear_decoder()
+            };
+            call.from(sender)
+        };
+        let mut gas = Vec::with_capacity(who.len());
+        for chunk in who.chunks(WINDOW) {
+            let estimates = futures::future::join_all(
+                chunk
+                    .iter()
+                    .map(|&a| async move { request(a).estimate_gas().await }),
+            )
+            .await;
+            for (a, e) in chunk.iter().zip(estimates) {
+                gas.push(e.map_err(|e| {
+                    let e = self.call_err(e);
+                    Error::InvalidInput(format!("{a:#x}: {e} (nothing was sent)"))
+                })?);
+            }
+        }
+        let fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        let mut nonce = self
+            .provider
+            .get_transaction_count(sender)
+            .pending()
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        let mut hashes = Vec::with_capacity(who.len());
+        for (a, g) in who.iter().zip(&gas) {
+            let tx = request(*a)
+                .into_transaction_request()
+                .with_nonce(nonce)
+                .with_gas_limit(g + g / 4)
+                .with_max_fee_per_gas(fees.max_fee_per_gas)
+                .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+            let pending = self
+                .provider
+                .send_transaction(tx)
+                .await
+                .map_err(|e| self.rpc_err(e))?;
+            hashes.push(*pending.tx_hash());
+            nonce += 1;
+        }
+        let mut out = Vec::with_capacity(hashes.len());
+        for (a, hash) in who.iter().zip(hashes) {
+            let receipt = wait_receipt(&self.provider, hash, &self.url).await?;
+            if !receipt.status() {
+                return Err(Error::Rpc(format!(
+                    "the transaction for {a:#x} ({hash}) reverted on chain after a successful estimate"
+                )));
+            }
+            out.push(Tx {
+                hash,
+                block: receipt.block_number().unwrap_or_default(),
+                gas_used: receipt.gas_used(),
+            });
+        }
+        Ok(out)
+    }
+
     /// The sender joins the topic for the action, paying `value` wei (must equal the fee).
     pub async fn join(&self, topic: B256, action: Action, value: U256) -> Result<Tx> {
         self.send(self.contract.join(topic, action.code()).value(value))

@@ -557,6 +557,52 @@ fn bad_input_gives_one_line_errors() {
     assert!(e.contains("NotOwner"), "{e}");
     let e = f(c(&["grant", "sub", "t", &someone, "--key", s(&op_key)]));
     assert!(e.contains("AlreadyMember"), "{e}");
+    // Several addresses from a file: all checked before anything is sent.
+    let (a1, a2) = (
+        format!("{:#x}", PrivateKeySigner::random().address()),
+        format!("{:#x}", PrivateKeySigner::random().address()),
+    );
+    let list = cwd.join("fleet.txt");
+    std::fs::write(&list, format!("# fleet\n{a1}\n{someone}\n\n{a2}\n")).unwrap();
+    let e = f(c(&[
+        "grant",
+        "sub",
+        "t",
+        "--from",
+        s(&list),
+        "--key",
+        s(&op_key),
+    ]));
+    assert!(
+        e.contains("AlreadyMember") && e.contains("nothing was sent"),
+        "{e}"
+    );
+    std::fs::write(&list, format!("{a1}\nnot-an-address\n")).unwrap();
+    let e = f(c(&[
+        "grant",
+        "sub",
+        "t",
+        "--from",
+        s(&list),
+        "--key",
+        s(&op_key),
+    ]));
+    assert!(e.contains("fleet.txt line 2"), "{e}");
+    std::fs::write(&list, format!("{a1} # first\n{a2}\n")).unwrap();
+    let out = ok(
+        cwd,
+        &c(&["grant", "sub", "t", "--from", s(&list), "--key", s(&op_key)])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("granted sub on 't' to"))
+            .count(),
+        2,
+        "{out}"
+    );
     let e = f(c(&[
         "join",
         "pub",

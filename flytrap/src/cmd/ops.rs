@@ -116,34 +116,30 @@ impl Change {
         let client = self.chain.resolve()?.writer()?;
         let action = Action::from(self.action);
         let quiet = targets.len() > 10;
-        let (first, last) = block_on(async {
+        let txs = block_on(async {
             ready(&client).await?;
             let t = client.topic_by_name(&self.topic).await?;
-            let mut blocks = (u64::MAX, 0);
-            // One transaction per address, each confirmed before the next: the nonce stays
-            // simple and a failure stops at a known point (the ones before it are applied).
-            for (i, who) in targets.iter().enumerate() {
-                let tx = if grant {
-                    client.grant(t.id, *who, action, &self.reason).await
-                } else {
-                    client.revoke(t.id, *who, action, &self.reason).await
-                }
-                .with_context(|| format!("{who:#x} (after {i} done)"))?;
-                blocks = (blocks.0.min(tx.block), blocks.1.max(tx.block));
-                if !quiet {
-                    println!(
-                        "{} {} on '{}' {} {who:#x} (block {}, tx {:#x})",
-                        if grant { "granted" } else { "revoked" },
-                        action,
-                        self.topic,
-                        if grant { "to" } else { "from" },
-                        tx.block,
-                        tx.hash
-                    );
-                }
-            }
-            anyhow::Ok(blocks)
+            anyhow::Ok(
+                client
+                    .change_many(t.id, &targets, action, &self.reason, grant)
+                    .await?,
+            )
         })??;
+        let first = txs.iter().map(|t| t.block).min().unwrap_or_default();
+        let last = txs.iter().map(|t| t.block).max().unwrap_or_default();
+        if !quiet {
+            for (who, tx) in targets.iter().zip(&txs) {
+                println!(
+                    "{} {} on '{}' {} {who:#x} (block {}, tx {:#x})",
+                    if grant { "granted" } else { "revoked" },
+                    action,
+                    self.topic,
+                    if grant { "to" } else { "from" },
+                    tx.block,
+                    tx.hash
+                );
+            }
+        }
         if quiet {
             println!(
                 "{} {} on '{}' {} {} addresses (blocks {first}-{last})",
