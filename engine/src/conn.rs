@@ -57,13 +57,43 @@ async fn refuse(client: &Writer<ClientStream>, version: Version, reason: ReasonC
     client.close().await;
 }
 
+/// A connection past its CONNECT: both streams, and what the relay needs.
+struct Up<S> {
+    rd: Reader<ClientStream>,
+    client: Writer<ClientStream>,
+    brd: Reader<BrokerStream>,
+    broker: Writer<BrokerStream>,
+    /// Bytes the client sent after its CONNECT.
+    buf: BytesMut,
+    session: S,
+    version: Version,
+    client_alias_maximum: u16,
+    keep_alive: u16,
+}
+
 /// Drives one accepted (and, for TLS, handshaken) client connection.
+///
+/// The set-up is boxed: its futures (the CONNECT read, the authorisation check, the broker's
+/// connect and TLS handshake) are freed once the connection is up, and only the relay's state
+/// stays for the connection's life (idle memory per client).
 pub(crate) async fn serve<A: Authorizer>(
     shard: Rc<ShardCtx<A>>,
     stream: ClientStream,
     info: ConnectInfo,
     accepted_at: Instant,
 ) {
+    if let Some(up) = Box::pin(establish(&shard, stream, accepted_at, &info)).await {
+        relay(&shard, &info, up).await;
+    }
+}
+
+/// Steps 1–4: the CONNECT, authentication, the broker, the rewritten CONNECT.
+async fn establish<A: Authorizer>(
+    shard: &ShardCtx<A>,
+    stream: ClientStream,
+    accepted_at: Instant,
+    info: &ConnectInfo,
+) -> Option<Up<A::Session>> {
     let metrics = &shard.metrics;
     let framer = Framer::new(shard.config.max_packet_size);
     let (mut rd, client) = split(stream);
@@ -77,12 +107,14 @@ pub(crate) async fn serve<A: Authorizer>(
             Ok(Ok(frame)) => frame,
             Ok(Err(Some(_))) => {
                 metrics.inc(|m| &m.malformed);
-                return client.close().await;
+                client.close().await;
+                return None;
             }
-            Ok(Err(None)) => return,
+            Ok(Err(None)) => return None,
             Err(_) => {
                 metrics.inc(|m| &m.connect_timeout);
-                return client.close().await;
+                client.close().await;
+                return None;
             }
         };
     let connect = match Packet::decode(&frame, Version::V5) {
@@ -90,31 +122,36 @@ pub(crate) async fn serve<A: Authorizer>(
         Ok(_) => {
             // The first packet must be CONNECT (MQTT-3.1.0-1).
             metrics.inc(|m| &m.malformed);
-            return client.close().await;
+            client.close().await;
+            return None;
         }
         Err(e) => {
             metrics.inc(|m| &m.malformed);
             if let Some(v) = claimed_version(&frame) {
-                return refuse(&client, v, e.reason_code()).await;
+                refuse(&client, v, e.reason_code()).await;
+                return None;
             }
-            return client.close().await;
+            client.close().await;
+            return None;
         }
     };
     metrics.packet_in(flytrap_proto::PacketType::Connect);
     let version = connect.version;
 
     // 2. Authentication (and the will topic).
-    let session = match shard.authz.connect(&info, &connect).resolve().await {
+    let session = match shard.authz.connect(info, &connect).resolve().await {
         Ok(s) => s,
         Err(reason) => {
             metrics.inc(|m| &m.connect_denied);
-            return refuse(&client, version, reason).await;
+            refuse(&client, version, reason).await;
+            return None;
         }
     };
 
     // 3. The broker.
     let Some(addr) = upstream::pick(&shard.config.brokers, connect.client_id) else {
-        return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+        refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+        return None;
     };
     let broker =
         match upstream::connect(addr, &shard.sources, shard.config.broker_connect_timeout).await {
@@ -122,7 +159,8 @@ pub(crate) async fn serve<A: Authorizer>(
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "broker unreachable");
                 metrics.inc(|m| &m.broker_unreachable);
-                return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                return None;
             }
         };
     let broker: BrokerStream = match &shard.broker_tls {
@@ -139,16 +177,18 @@ pub(crate) async fn serve<A: Authorizer>(
                 Ok(Err(e)) => {
                     tracing::warn!(%addr, error = %e, "broker TLS handshake failed");
                     metrics.inc(|m| &m.broker_unreachable);
-                    return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                    refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                    return None;
                 }
                 Err(_) => {
                     metrics.inc(|m| &m.broker_unreachable);
-                    return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                    refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+                    return None;
                 }
             }
         }
     };
-    let (mut brd, broker) = split(broker);
+    let (brd, broker) = split(broker);
 
     // 4. The CONNECT, without the proxy's credentials.
     // With a source address the connect completes during this first write: bound it too.
@@ -163,7 +203,8 @@ pub(crate) async fn serve<A: Authorizer>(
         );
     if !sent {
         metrics.inc(|m| &m.broker_unreachable);
-        return refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+        refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+        return None;
     }
     let client_alias_maximum = connect
         .properties
@@ -177,15 +218,39 @@ pub(crate) async fn serve<A: Authorizer>(
     metrics
         .connect_latency
         .observe_us(accepted_at.elapsed().as_micros() as u64);
+    Some(Up {
+        rd,
+        client,
+        brd,
+        broker,
+        buf,
+        session,
+        version,
+        client_alias_maximum,
+        keep_alive,
+    })
+}
 
-    // 5. Both directions until one ends.
+/// Step 5: both directions until one ends.
+async fn relay<A: Authorizer>(shard: &ShardCtx<A>, info: &ConnectInfo, up: Up<A::Session>) {
+    let Up {
+        mut rd,
+        client,
+        mut brd,
+        broker,
+        buf,
+        session,
+        version,
+        client_alias_maximum,
+        keep_alive,
+    } = up;
     let shared = RefCell::new(Shared::new(client_alias_maximum));
     let ctx = Ctx {
         authz: &shard.authz,
         session: &session,
         version,
-        framer,
-        metrics,
+        framer: Framer::new(shard.config.max_packet_size),
+        metrics: &shard.metrics,
         shared: &shared,
         client: &client,
         broker: &broker,

@@ -95,7 +95,14 @@ pub struct Reader<S> {
 impl<S: AsyncRead + Unpin> Reader<S> {
     /// Reads into `buf`, returning 0 at end of stream.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, buf)).await
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// One poll of a read into `buf`. glommio waits for readiness and then reads without
+    /// blocking, so `buf` is only written during this call, never while the read is pending:
+    /// a caller may pass a different buffer to each poll.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, buf)
     }
 }
 

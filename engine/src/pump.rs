@@ -8,6 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -160,17 +161,60 @@ async fn resolve<T>(check: Check<T>, metrics: &ShardMetrics) -> T {
 const READ_MIN: usize = 512;
 const READ_MAX: usize = 256 << 10;
 
+/// The shard's scratch space for reads of idle connections (see [`fill`]).
+const SCRATCH: usize = 64 << 10;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
+
 /// Reads more bytes into `buf`, at most `*read_size`. `Ok(0)` is end of stream.
+///
+/// An idle connection holds no buffer: when a read finds nothing and `buf` is empty (no
+/// partial frame), its allocation is released and the read waits without one; the bytes that
+/// wake it are read into the shard's scratch space and copied into a buffer of their size.
+/// glommio reads only once the socket is readable, inside one poll, so the scratch space is
+/// borrowed for that poll alone. A busy connection (data ready, or a partial frame) reads
+/// straight into its own buffer, with no copy.
 async fn fill<S: AsyncRead + Unpin>(
     rd: &mut Reader<S>,
     buf: &mut BytesMut,
     read_size: &mut usize,
 ) -> io::Result<usize> {
-    let len = buf.len();
-    buf.resize(len + *read_size, 0);
-    let result = rd.read(&mut buf[len..]).await;
+    let mut released = false;
+    let result = futures_lite::future::poll_fn(|cx| {
+        if !released {
+            let len = buf.len();
+            buf.resize(len + *read_size, 0);
+            match rd.poll_read(cx, &mut buf[len..]) {
+                Poll::Ready(result) => {
+                    buf.truncate(len + *result.as_ref().unwrap_or(&0));
+                    return Poll::Ready(result);
+                }
+                Poll::Pending => {
+                    buf.truncate(len);
+                    if len == 0 {
+                        *buf = BytesMut::new();
+                        released = true;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        SCRATCH_BUF.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let want = (*read_size).min(scratch.len());
+            let result = rd.poll_read(cx, &mut scratch[..want]);
+            if let Poll::Ready(Ok(n)) = result {
+                buf.reserve(n.max(READ_MIN));
+                buf.extend_from_slice(&scratch[..n]);
+            }
+            result
+        })
+    })
+    .await;
     let n = *result.as_ref().unwrap_or(&0);
-    buf.truncate(len + n);
     if n == *read_size {
         *read_size = (*read_size * 2).min(READ_MAX);
     } else if n < *read_size / 4 {
@@ -286,7 +330,7 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
                 let header = match pump.next_frame(self.framer) {
                     Ok(Some(h)) => h,
                     Ok(None) => break,
-                    Err(e) => return self.violation(side, &mut pump, to, back, e).await,
+                    Err(e) => return Box::pin(self.violation(side, &mut pump, to, back, e)).await,
                 };
                 let len = header.packet_len();
                 let frame = &pump.buf[pump.run..pump.run + len];
@@ -299,12 +343,19 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
                         if let Err(e) = pump.flush(to).await {
                             return e.into();
                         }
-                        self.finish_wait(wait, &pump.buf[..len]).await
+                        Box::pin(self.finish_wait(wait, &pump.buf[..len])).await
                     }
                     step => step,
                 };
-                if let Err(end) = pump.apply(step, len, to, back).await {
-                    return end;
+                // Forwarding is the common step and needs no await; the others are boxed
+                // so that the pump's future (alive as long as the connection) stays small.
+                match step {
+                    Step::Forward => pump.run += len,
+                    step => {
+                        if let Err(end) = Box::pin(pump.apply(step, len, to, back)).await {
+                            return end;
+                        }
+                    }
                 }
             }
             if let Err(e) = pump.flush(to).await {

@@ -17,8 +17,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::authz::{Authorizer, ConnectInfo};
 use crate::config::EngineConfig;
-use crate::io::Stream;
-use crate::limits::{Limits, Refusal};
+use crate::io::{ClientStream, Stream};
+use crate::limits::{Admission, Limits, Refusal};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::tls::{ShardTls, TlsError, TlsStore};
 use crate::upstream::SourcePool;
@@ -336,14 +336,37 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
     }
 }
 
-/// Everything between accept and the CONNECT: the PROXY header, the limits, the handshake.
+/// One accepted connection, for its whole life.
+///
+/// Both phases are boxed: this future lives as long as the connection, and a future is as
+/// large as its largest await point, so keeping the set-up's state out of it keeps what an
+/// idle client costs down to the relay's own state.
 async fn serve_accepted<A: Authorizer>(
     ctx: Rc<ShardCtx<A>>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     tcp_peer: SocketAddr,
     tls: bool,
     accepted_at: Instant,
 ) {
+    let Some((client, info, admission)) =
+        Box::pin(admit(&ctx, stream, tcp_peer, tls, accepted_at)).await
+    else {
+        return;
+    };
+    Box::pin(crate::conn::serve(ctx.clone(), client, info, accepted_at)).await;
+    drop(admission);
+    ctx.metrics.active.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Everything between accept and the CONNECT: the PROXY header, the limits, the handshake.
+/// `None` when the connection ends here (refused, or the handshake failed).
+async fn admit<A: Authorizer>(
+    ctx: &ShardCtx<A>,
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
+    tls: bool,
+    accepted_at: Instant,
+) -> Option<(ClientStream, ConnectInfo, Admission)> {
     // Behind a load balancer the client's address comes from the PROXY header, read before
     // any limit is checked and before the TLS handshake.
     let peer = if ctx.config.proxy_protocol {
@@ -356,7 +379,7 @@ async fn serve_accepted<A: Authorizer>(
             Ok(Ok(None)) => tcp_peer,
             _ => {
                 ctx.metrics.inc(|m| &m.malformed);
-                return;
+                return None;
             }
         }
     } else {
@@ -367,7 +390,7 @@ async fn serve_accepted<A: Authorizer>(
         if !tls {
             refuse_plain(stream, reason, ctx.config.max_packet_size).await;
         }
-        return;
+        return None;
     }
     let admission = match ctx.limits.admit(peer.ip(), accepted_at) {
         Ok(a) => a,
@@ -379,7 +402,7 @@ async fn serve_accepted<A: Authorizer>(
             if !tls {
                 refuse_plain(stream, refusal.reason_code(), ctx.config.max_packet_size).await;
             }
-            return;
+            return None;
         }
     };
     let _ = stream.set_nodelay(true);
@@ -407,11 +430,13 @@ async fn serve_accepted<A: Authorizer>(
     } else {
         Some(Stream::Tcp(stream))
     };
-    if let Some(client) = client {
-        crate::conn::serve(ctx.clone(), client, info, accepted_at).await;
+    match client {
+        Some(client) => Some((client, info, admission)),
+        None => {
+            ctx.metrics.active.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
     }
-    drop(admission);
-    ctx.metrics.active.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// A plain TCP client over the limits: read its CONNECT briefly so the refusal can be a
