@@ -12,4 +12,5 @@ pub mod devchain;
 pub mod plane;
 pub mod report;
 pub mod serve;
+pub mod ui;
 pub mod workers;
