@@ -686,3 +686,63 @@ fn a_browser_shows_every_view_as_seeded() {
     }
     eprintln!("screenshots: {}", shots.join(" "));
 }
+
+/// A reorg: blocks already indexed are replaced (anvil's snapshot and revert); the next refresh
+/// drops them and reads the new ones, and the index still agrees with a full scan, also after
+/// reopening the file.
+#[test]
+fn a_replaced_tail_is_read_again() {
+    use flytrap_chain::alloy::providers::Provider;
+    let anvil = Anvil::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ban = |seq: u64, time: u64| Spooled {
+        seq,
+        record: AuditRecord::Ban {
+            ip: "192.0.2.9".parse().unwrap(),
+            until: time + 300,
+            failures: 5,
+            time,
+        },
+    };
+    rt().block_on(async {
+        let (op, _) = Client::deploy(&anvil.url(), key(0)).await.unwrap();
+        let all = Query {
+            kinds: u32::MAX,
+            ..Query::default()
+        };
+        op.record_audit(&[ban(1, 1_000)]).await.unwrap();
+        let snapshot: Value = op
+            .provider()
+            .raw_request("evm_snapshot".into(), ())
+            .await
+            .unwrap();
+        op.record_audit(&[ban(2, 2_000)]).await.unwrap();
+        let reader = Client::new(&anvil.url(), op.address(), None).unwrap();
+        let mut r = Reader::open(reader.clone(), Some(dir.path()))
+            .await
+            .unwrap();
+        r.refresh().await.unwrap();
+        let times =
+            |a: &flytrap::report::Answer| a.records.iter().map(|x| x.time).collect::<Vec<_>>();
+        assert_eq!(times(&r.query(&all).await.unwrap()), [1_000, 2_000]);
+
+        let reverted: bool = op
+            .provider()
+            .raw_request("evm_revert".into(), (snapshot,))
+            .await
+            .unwrap();
+        assert!(reverted);
+        // The replacement chain: the same height again, other records.
+        op.record_audit(&[ban(2, 3_000)]).await.unwrap();
+        op.record_audit(&[ban(3, 4_000)]).await.unwrap();
+        r.refresh().await.unwrap();
+        let fast = r.query(&all).await.unwrap();
+        assert_eq!(times(&fast), [1_000, 3_000, 4_000]);
+        assert_eq!(fast.records, r.full_scan(&all).await.unwrap().records);
+
+        let mut again = Reader::open(reader, Some(dir.path())).await.unwrap();
+        again.refresh().await.unwrap();
+        assert_eq!(again.index().entries(), r.index().entries());
+        assert_eq!(again.query(&all).await.unwrap().records, fast.records);
+    });
+}
