@@ -22,6 +22,7 @@ declare -A wanted=(
   [cc]=gcc                        # crates that build C (libsecp256k1)
   [openssl]=openssl               # self-signed dev and test certificates
   [ip]=iproute2                   # network namespaces in fault tests
+  [chromium]=chromium             # the web page's browser test (driven by playwright-core)
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -63,5 +64,17 @@ if [ -f contracts/package-lock.json ]; then
     say "npm ci in contracts/"
     (cd contracts && npm ci --no-audit --no-fund --loglevel=error)
     cp contracts/package-lock.json "$stamp"
+  fi
+fi
+
+# The web page's browser test drives Debian's chromium with playwright-core, exactly as locked
+# (playwright-core never downloads a browser of its own).
+browser=flytrap/tests/browser
+if [ -f "$browser/package-lock.json" ]; then
+  stamp=$browser/node_modules/.flytrap-lock
+  if ! cmp -s "$browser/package-lock.json" "$stamp" 2>/dev/null; then
+    say "npm ci in $browser/"
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$browser/package-lock.json" "$stamp"
   fi
 fi

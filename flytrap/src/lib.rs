@@ -10,5 +10,7 @@ pub mod config;
 pub mod dev;
 pub mod devchain;
 pub mod plane;
+pub mod report;
 pub mod serve;
+pub mod ui;
 pub mod workers;

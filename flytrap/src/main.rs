@@ -50,6 +50,9 @@ enum Command {
     Withdraw(cmd::ops::Withdraw),
     /// Reports from the audit records and the change log on the chain.
     Audit(cmd::audit::Audit),
+    /// Serve the read-only web page over the chain's records (topics, ACL history, failures
+    /// and bans, clients, sensitive-topic reports) on 127.0.0.1:8080. No key needed.
+    Ui(cmd::ui::Ui),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Join(c) => c.run(),
         Command::Withdraw(c) => c.run(),
         Command::Audit(c) => c.run(),
+        Command::Ui(c) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

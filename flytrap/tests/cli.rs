@@ -675,6 +675,36 @@ fn bad_input_gives_one_line_errors() {
         !cwd.join(".flytrap/contract").exists(),
         "nothing half-written"
     );
+    let e = fails(
+        cwd,
+        &[
+            "ui",
+            "--listen",
+            "127.0.0.1:0",
+            "--rpc",
+            &dead,
+            "--contract",
+            contract,
+        ],
+    );
+    assert!(e.contains("unreachable"), "{e}");
+
+    // The web page: an address taken, a bad explorer URL; audit: an inverted window.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let e = f(c(&["ui", "--listen", &addr, "--no-index"]));
+    assert!(e.contains(&format!("cannot listen on {addr}")), "{e}");
+    let e = f(c(&["ui", "--explorer", "etherscan.io"]));
+    assert!(e.contains("--explorer"), "{e}");
+    let e = f(c(&[
+        "audit",
+        "bans",
+        "--since",
+        "2026-02-01",
+        "--until",
+        "2026-01-01",
+    ]));
+    assert!(e.contains("inverted time window"), "{e}");
     // No contract there, no contract given, a malformed one.
     let e = fails(
         cwd,

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod sign;
 pub mod time;
 pub mod topic;
+pub mod ui;
 
 use std::path::{Path, PathBuf};
 
