@@ -28,6 +28,8 @@ build
 out="bench/results/scalability-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 make_cert
+# The kernel and limit settings this run had (tuning/tune.sh only checks without --apply).
+tuning/tune.sh >"$out/tuning.txt" 2>&1 || true
 [ "$authz" = chain ] && start_chain 0
 
 ceil() { echo $(( ($1 + $2 - 1) / $2 )); }
