@@ -410,35 +410,39 @@ impl Client {
             .pending()
             .await
             .map_err(|e| self.rpc_err(e))?;
-        let mut hashes = Vec::with_capacity(who.len());
-        for (a, g) in who.iter().zip(&gas) {
-            let tx = request(*a)
-                .into_transaction_request()
-                .with_nonce(nonce)
-                .with_gas_limit(g + g / 4)
-                .with_max_fee_per_gas(fees.max_fee_per_gas)
-                .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
-            let pending = self
-                .provider
-                .send_transaction(tx)
-                .await
-                .map_err(|e| self.rpc_err(e))?;
-            hashes.push(*pending.tx_hash());
-            nonce += 1;
-        }
-        let mut out = Vec::with_capacity(hashes.len());
-        for (a, hash) in who.iter().zip(hashes) {
-            let receipt = wait_receipt(&self.provider, hash, &self.url).await?;
-            if !receipt.status() {
-                return Err(Error::Rpc(format!(
-                    "the transaction for {a:#x} ({hash}) reverted on chain after a successful estimate"
-                )));
+        // Sent in windows, each mined before the next, so the node's pool stays small.
+        const IN_FLIGHT: usize = 256;
+        let mut out = Vec::with_capacity(who.len());
+        for (addresses, gas) in who.chunks(IN_FLIGHT).zip(gas.chunks(IN_FLIGHT)) {
+            let mut hashes = Vec::with_capacity(addresses.len());
+            for (a, g) in addresses.iter().zip(gas) {
+                let tx = request(*a)
+                    .into_transaction_request()
+                    .with_nonce(nonce)
+                    .with_gas_limit(g + g / 4)
+                    .with_max_fee_per_gas(fees.max_fee_per_gas)
+                    .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+                let pending = self
+                    .provider
+                    .send_transaction(tx)
+                    .await
+                    .map_err(|e| self.rpc_err(e))?;
+                hashes.push(*pending.tx_hash());
+                nonce += 1;
             }
-            out.push(Tx {
-                hash,
-                block: receipt.block_number().unwrap_or_default(),
-                gas_used: receipt.gas_used(),
-            });
+            for (a, hash) in addresses.iter().zip(hashes) {
+                let receipt = wait_receipt(&self.provider, hash, &self.url).await?;
+                if !receipt.status() {
+                    return Err(Error::Rpc(format!(
+                        "the transaction for {a:#x} ({hash}) reverted on chain after a successful estimate"
+                    )));
+                }
+                out.push(Tx {
+                    hash,
+                    block: receipt.block_number().unwrap_or_default(),
+                    gas_used: receipt.gas_used(),
+                });
+            }
         }
         Ok(out)
     }
