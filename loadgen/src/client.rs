@@ -144,6 +144,16 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
         suback_tx,
     ))
     .detach();
+    // MQTT keep-alive: a PINGREQ every keep-alive period, or the server closes the connection
+    // after 1.5 periods of silence (clients wait through long ramps before they publish).
+    let pinging = (plan.keep_alive > 0).then(|| {
+        glommio::spawn_local(ping_loop(
+            Duration::from_secs(u64::from(plan.keep_alive)),
+            writer.clone(),
+            shared.clone(),
+        ))
+        .detach()
+    });
 
     let mut driver = Driver {
         work_at: if plan.start_on_connect {
@@ -167,6 +177,9 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
         let mut out = Vec::new();
         Disconnect::new(ReasonCode::SUCCESS).encode(plan.version, &mut out);
         let _ = within(plan.timeout, writer.send(&out)).await;
+    }
+    if let Some(p) = pinging {
+        p.cancel();
     }
     writer.close().await;
     let _ = within(plan.timeout, reading).await;
@@ -418,6 +431,17 @@ async fn read_loop(
     }
     shared.closed.set(true);
     shared.window.close();
+}
+
+/// Sends a PINGREQ every `period` until the connection ends (the reader ignores PINGRESPs).
+async fn ping_loop(period: Duration, writer: Writer<Conn>, shared: Rc<Shared>) {
+    const PINGREQ: [u8; 2] = [0xc0, 0x00];
+    loop {
+        sleep(period).await;
+        if shared.closed.get() || shared.closing.get() || writer.send(&PINGREQ).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The final acknowledgment of a PUBLISH flow.
