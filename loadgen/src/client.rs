@@ -661,6 +661,13 @@ impl Driver {
             shard.stats.borrow_mut().sent += 1;
             shard.progress.sent();
         }
+        if p.messages > 0 && n < p.messages {
+            // Connected too late (or too slow) for the work phase: say so, never silently.
+            shard.stats.borrow_mut().error(format!(
+                "publish: the work phase ended with {} of --messages {} sent",
+                n, p.messages
+            ));
+        }
         // Drain: wait for outstanding acknowledgments.
         let until = Instant::now().max(end) + shard.drain_grace();
         while !self.shared.inflight.borrow().is_empty() && !self.shared.closed.get() {
