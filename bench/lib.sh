@@ -74,7 +74,7 @@ start_haproxy() {
 start_chain() {
   local port; port=$(free_port)
   local anvil; anvil=$(node contracts/scripts/anvil.mjs --print-path)
-  taskset -c "$1" "$anvil" --host 127.0.0.1 --port "$port" --silent & pids+=($!)
+  taskset -c "$1" "$anvil" --host 127.0.0.1 --port "$port" --silent --max-persisted-states 0 & pids+=($!)
   wait_port "$port"
   rpc="http://127.0.0.1:$port"
   echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 >"$work/operator.key"

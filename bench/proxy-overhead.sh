@@ -96,7 +96,7 @@ RUST_LOG=warn taskset -c 1 $bin/flytrap serve --config "$work/flytrap.toml" & pi
 
 # The chain: anvil with the contract, a topic, and the benchmark client granted on it.
 anvil=$(node contracts/scripts/anvil.mjs --print-path)
-taskset -c 0 "$anvil" --host 127.0.0.1 --port "$chain_port" --silent & pids+=($!)
+taskset -c 0 "$anvil" --host 127.0.0.1 --port "$chain_port" --silent --max-persisted-states 0 & pids+=($!)
 wait_port "$chain_port"
 rpc="http://127.0.0.1:$chain_port"
 echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 >"$work/operator.key"

@@ -34,7 +34,7 @@ max_connections -1
 log_dest none
 CONF
 mosquitto -c "$work/mosquitto.conf" & pids+=($!)
-"$anvil" --host 127.0.0.1 --port "$chain" --silent & pids+=($!)
+"$anvil" --host 127.0.0.1 --port "$chain" --silent --max-persisted-states 0 & pids+=($!)
 wait_port "$chain"; wait_port "$broker"
 rpc="http://127.0.0.1:$chain"
 echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 >"$work/operator.key"; chmod 600 "$work/operator.key"

@@ -99,6 +99,11 @@ impl Anvil {
                 "--port",
                 &port.to_string(),
                 "--silent",
+                // anvil writes old block states to ~/.foundry/anvil/tmp and does not clean
+                // up when killed: thousands of blocks per test run filled the disk (74 GB).
+                // Nothing here reads historical state (logs and blocks stay available).
+                "--max-persisted-states",
+                "0",
             ])
             .stdin(Stdio::null());
             if let Some(t) = opts.block_time {

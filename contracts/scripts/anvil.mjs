@@ -82,7 +82,7 @@ export async function startAnvil({ port, args = [], timeoutMs = 15000 } = {}) {
   const bin = anvilPath();
   for (let attempt = 0; ; attempt++) {
     const p = port ?? (await freePort());
-    const child = spawn(bin, ['--host', '127.0.0.1', '--port', String(p), '--silent', ...args], {
+    const child = spawn(bin, ['--host', '127.0.0.1', '--port', String(p), '--silent', '--max-persisted-states', '0', ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
