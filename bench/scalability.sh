@@ -17,6 +17,9 @@
 #                                             clients share them round-robin (default: N)
 #   AUTHZ=allow_all ...                       FlyTrap without the chain (plain forwarding)
 #   RAMP=2000 ...                             connections per second
+#   WARM=1 ...                                also a second round through the same FlyTrap
+#                                             (same keys, new client ids): every check is
+#                                             now a cache hit ("flytrap-warm" rows)
 #
 # Results: bench/results/scalability-<UTC time>/ (loadgen outputs per N, summary.md).
 source "$(dirname "$0")/lib.sh"
@@ -94,6 +97,9 @@ for n in "${counts[@]}"; do
   kill "$sampler" 2>/dev/null || true
   peak=$(cat "$work/peak-$n" 2>/dev/null || echo "$base_rss")
   cpu=$(( $(cpu_ticks $(family "$flytrap_pid")) - base_cpu ))
+  if [ "${WARM:-0}" = 1 ]; then
+    run "flytrap-warm-$n" "$tls" "${signing[@]}" "${src[@]}" --client-id warm-
+  fi
   if [ "$n" -le 10000 ]; then
     run "direct-$n" "$first_broker_tls" --unsigned
   fi
@@ -101,7 +107,7 @@ for n in "${counts[@]}"; do
 import json, os, sys
 out, n, peak, base, cpu, tck, procs, brokers = sys.argv[1:]
 n = int(n)
-for t in ["direct", "flytrap"]:
+for t in ["direct", "flytrap", "flytrap-warm"]:
     p = os.path.join(out, f"{t}-{n}", "summary.json")
     if not os.path.exists(p):
         continue
@@ -118,7 +124,7 @@ PY
   broker_pids=()
 done
 
-machine_txt "$out/machine.txt" "AUTHZ=$authz RAMP=$ramp KEYS=${KEYS:-} bench/scalability.sh ${counts[*]}" \
+machine_txt "$out/machine.txt" "AUTHZ=$authz RAMP=$ramp KEYS=${KEYS:-} WARM=${WARM:-0} bench/scalability.sh ${counts[*]}" \
   "unpinned but for Mosquitto (CPU 1) and anvil (CPU 0); FlyTrap workers one per CPU"
 cat "$out/table.md"
 echo "results in $out" >&2
