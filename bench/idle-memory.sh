@@ -4,30 +4,17 @@
 # divided by N. Mosquitto's own growth is reported beside them.
 #
 #   bench/idle-memory.sh [N]      (default 5000; the 20,000-descriptor cap allows ~6,000 here)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 n=${1:-5000}
-scripts/deps.sh
-cargo build --locked --release -q -p flytrap
-bin=target/release
+build
 out="bench/results/idle-memory-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; exit 1; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 broker=$(free_port); fport=$(free_port); hport=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\nlog_dest none\n' "$broker" >"$work/m.conf"
-mosquitto -c "$work/m.conf" & pids+=($!); mpid=$!
+start_mosquitto 0-1 "$broker"; mpid=${pids[-1]}
 printf '[engine]\ncores = 1\n[authz]\nallow_all = true\n[listen]\ntcp = "127.0.0.1:%s"\n[broker]\naddress = "127.0.0.1:%s"\n' "$fport" "$broker" >"$work/f.toml"
-RUST_LOG=warn $bin/flytrap serve --config "$work/f.toml" & pids+=($!); fpid=$!
-printf 'global\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 600s\n  timeout server 600s\nfrontend f\n  bind 127.0.0.1:%s\n  default_backend b\nbackend b\n  server s 127.0.0.1:%s\n' "$hport" "$broker" >"$work/h.cfg"
-haproxy -f "$work/h.cfg" -db & pids+=($!); hpid=$!
-wait_port "$broker"; wait_port "$fport"; wait_port "$hport"
+start_flytrap 0-1 f "$fport"; fpid=$flytrap_pid
+start_haproxy 0-1 "$hport:$broker"; hpid=${pids[-1]}
 sleep 1
 
 hold() { # port pid label
@@ -63,5 +50,5 @@ PY
 }
 hold "$fport" "$fpid" flytrap
 hold "$hport" "$hpid" haproxy
-{ echo "date: $(date -u +%FT%TZ)"; uname -r; echo "command: bench/idle-memory.sh $n"; } >"$out/machine.txt"
+machine_txt "$out/machine.txt" "bench/idle-memory.sh $n" "unpinned"
 cat "$out/results.jsonl"
