@@ -50,6 +50,7 @@ start_mosquitto() {
     echo "set_tcp_nodelay true"
     echo "persistence false"
     echo "max_queued_messages 100000"
+    echo "max_inflight_messages 0"
     echo "log_dest none"
   } >"$conf"
   taskset -c "$cpu" mosquitto -c "$conf" & pids+=($!)

@@ -13,70 +13,24 @@
 #   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default 0)
 #
 # Results: bench/results/proxy-overhead-<UTC time>/ (raw JSON, summary.md, machine.txt).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 rounds=${1:-5}
 samples=${2:-20000}
 spin_us=${SPIN_US:-0}
 
-scripts/deps.sh
-cargo build --locked --release -q -p flytrap -p flytrap-bench
-bin=target/release
+build
+cargo build --locked --release -q -p flytrap-bench
 
 out="bench/results/proxy-overhead-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing on port $1" >&2; exit 1; }
+make_cert
 
 broker=$(free_port); haproxy_port=$(free_port); flytrap_port=$(free_port)
-warm_port=$(free_port); cold_port=$(free_port); chain_port=$(free_port)
+warm_port=$(free_port); cold_port=$(free_port)
 broker_tls=$(free_port); haproxy_tls=$(free_port); flytrap_tls=$(free_port); warm_tls=$(free_port)
 
-# One self-signed certificate for every TLS listener (localhost, 127.0.0.1).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-
-cat >"$work/mosquitto.conf" <<CONF
-listener $broker 127.0.0.1
-listener $broker_tls 127.0.0.1
-certfile $work/cert.pem
-keyfile $work/key.pem
-user root
-allow_anonymous true
-set_tcp_nodelay true
-persistence false
-max_queued_messages 100000
-max_inflight_messages 0
-log_dest none
-CONF
-taskset -c 1 mosquitto -c "$work/mosquitto.conf" & pids+=($!)
-
-cat >"$work/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend mqtt
-  bind 127.0.0.1:$haproxy_port
-  default_backend broker
-backend broker
-  server b1 127.0.0.1:$broker
-frontend mqtt_tls
-  bind 127.0.0.1:$haproxy_tls
-  default_backend broker_tls
-backend broker_tls
-  server b2 127.0.0.1:$broker_tls
-CONF
-taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & pids+=($!); haproxy_pid=$!
+start_mosquitto 1 "$broker" "$broker_tls"
+start_haproxy 1 "$haproxy_port:$broker" "$haproxy_tls:$broker_tls"; haproxy_pid=${pids[-1]}
 
 cat >"$work/flytrap.toml" <<CONF
 [engine]
@@ -92,18 +46,11 @@ key = "$work/key.pem"
 [broker]
 address = "127.0.0.1:$broker"
 CONF
-RUST_LOG=warn taskset -c 1 $bin/flytrap serve --config "$work/flytrap.toml" & pids+=($!); flytrap_pid=$!
+start_flytrap 1 flytrap "$flytrap_port"; allow_pid=$flytrap_pid; wait_port "$flytrap_tls"
 
 # The chain: anvil with the contract, a topic, and the benchmark client granted on it.
-anvil=$(node contracts/scripts/anvil.mjs --print-path)
-taskset -c 0 "$anvil" --host 127.0.0.1 --port "$chain_port" --silent --max-persisted-states 0 & pids+=($!)
-wait_port "$chain_port"
-rpc="http://127.0.0.1:$chain_port"
-echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 >"$work/operator.key"
-chmod 600 "$work/operator.key"
-contract=$($bin/flytrap deploy --rpc "$rpc" --key "$work/operator.key" | grep -o '0x[0-9a-fA-F]\{40\}' | head -1)
+start_chain 0
 client=$($bin/flytrap key new --out "$work/client.key" | grep -o '0x[0-9a-fA-F]\{40\}' | head -1)
-chain_args=(--rpc "$rpc" --contract "$contract" --key "$work/operator.key")
 for t in bench/t bench/s; do $bin/flytrap topic create "$t" "${chain_args[@]}" >/dev/null; done
 $bin/flytrap grant pub bench/t "$client" "${chain_args[@]}" >/dev/null
 $bin/flytrap grant sub bench/s "$client" "${chain_args[@]}" >/dev/null
@@ -131,17 +78,15 @@ max_stale_s = 0
 [spool]
 dir = "$work/spool-$v"
 CONF
-  RUST_LOG=warn taskset -c 1 $bin/flytrap serve --config "$work/flytrap-$v.toml" & pids+=($!)
-  eval "${v}_pid=$!"
+  start_flytrap 1 "flytrap-$v" "$p"
+  eval "${v}_pid=$flytrap_pid"
 done
-
-wait_port "$broker"; wait_port "$haproxy_port"; wait_port "$flytrap_port"; wait_port "$warm_port"; wait_port "$cold_port"
-wait_port "$broker_tls"; wait_port "$haproxy_tls"; wait_port "$flytrap_tls"; wait_port "$warm_tls"
+wait_port "$warm_tls"
 declare -A tls_port=([direct]=$broker_tls [haproxy]=$haproxy_tls [flytrap]=$flytrap_tls [flytrap-warm]=$warm_tls)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A port=([direct]=$broker [haproxy]=$haproxy_port [flytrap]=$flytrap_port [flytrap-warm]=$warm_port [flytrap-cold]=$cold_port)
-declare -A pid=([direct]="" [haproxy]=$haproxy_pid [flytrap]=$flytrap_pid [flytrap-warm]=$warm_pid [flytrap-cold]=$cold_pid)
+declare -A pid=([direct]="" [haproxy]=$haproxy_pid [flytrap]=$allow_pid [flytrap-warm]=$warm_pid [flytrap-cold]=$cold_pid)
 targets=(direct haproxy flytrap flytrap-warm flytrap-cold)
 
 for r in $(seq "$rounds"); do
@@ -169,12 +114,8 @@ PY
   echo "round $r/$rounds done" >&2
 done
 
-{
-  echo "date: $(date -u +%FT%TZ)"; uname -a; lscpu | grep -E 'Model name|^CPU\(s\)'
-  mosquitto -h 2>/dev/null | head -1 || true; haproxy -v | head -1
-  echo "placement: client on CPU 0; mosquitto and the proxy on CPU 1"
-  echo "command: SPIN_US=$spin_us bench/proxy-overhead.sh $rounds $samples"
-} >"$out/machine.txt"
+machine_txt "$out/machine.txt" "SPIN_US=$spin_us bench/proxy-overhead.sh $rounds $samples" \
+  "client on CPU 0; mosquitto and the proxy on CPU 1"
 
 python3 - "$out" <<'PY' | tee "$out/summary.md"
 import json, statistics, sys, os
