@@ -40,26 +40,7 @@ tcp_port[haproxy]=$hap; tls_port[haproxy]=$hap_tls
 for v in cold warm; do
   tcp_port[$v]=$(free_port); tls_port[$v]=$(free_port)
   ttl=$([ $v = warm ] && echo 3600 || echo 0)
-  cat >"$work/flytrap-$v.toml" <<CONF
-[engine]
-cores = 1
-[listen]
-tcp = "127.0.0.1:${tcp_port[$v]}"
-tls = "127.0.0.1:${tls_port[$v]}"
-cert = "$work/cert.pem"
-key = "$work/key.pem"
-[broker]
-address = "127.0.0.1:$broker"
-[chain]
-rpc = "$rpc"
-contract = "$contract"
-key = "$work/operator.key"
-[cache]
-ttl_s = $ttl
-max_stale_s = 0
-[spool]
-dir = "$work/spool-$v"
-CONF
+  chain_toml "flytrap-$v" "$broker" "${tcp_port[$v]}" "${tls_port[$v]}" "$ttl"
   start_flytrap 1 "flytrap-$v" "${tcp_port[$v]}"
 done
 

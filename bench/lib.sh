@@ -84,6 +84,22 @@ start_chain() {
   chain_args=(--rpc "$rpc" --contract "$contract" --key "$work/operator.key")
 }
 
+# chain_toml NAME BROKER_PORT TCP_PORT TLS_PORT|"" TTL [SPIN_US]: writes $work/NAME.toml, a
+# one-shard FlyTrap with chain authorisation (after start_chain), cache.ttl_s = TTL (0: every
+# check goes to the chain), never serving stale grants, its spool in $work/spool-NAME.
+chain_toml() {
+  local name=$1 broker=$2 tcp=$3 tls=$4 ttl=$5 spin=${6:-0}
+  {
+    printf '[engine]\ncores = 1\nspin_us = %s\n[listen]\ntcp = "127.0.0.1:%s"\n' "$spin" "$tcp"
+    if [ -n "$tls" ]; then
+      printf 'tls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"\n' "$tls" "$work/cert.pem" "$work/key.pem"
+    fi
+    printf '[broker]\naddress = "127.0.0.1:%s"\n' "$broker"
+    printf '[chain]\nrpc = "%s"\ncontract = "%s"\nkey = "%s"\n' "$rpc" "$contract" "$work/operator.key"
+    printf '[cache]\nttl_s = %s\nmax_stale_s = 0\n[spool]\ndir = "%s"\n' "$ttl" "$work/spool-$name"
+  } >"$work/$name.toml"
+}
+
 # start_flytrap CPU NAME TCP_PORT: runs `flytrap serve` with $work/NAME.toml (written by the
 # caller) and waits for TCP_PORT. Sets flytrap_pid.
 start_flytrap() {

@@ -57,27 +57,8 @@ $bin/flytrap grant sub bench/s "$client" "${chain_args[@]}" >/dev/null
 for v in warm cold; do
   p=$([ $v = warm ] && echo "$warm_port" || echo "$cold_port")
   ttl=$([ $v = warm ] && echo 300 || echo 0)
-  tls=""
-  [ $v = warm ] && tls=$(printf 'tls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"' "$warm_tls" "$work/cert.pem" "$work/key.pem")
-  cat >"$work/flytrap-$v.toml" <<CONF
-[engine]
-cores = 1
-spin_us = $spin_us
-[listen]
-tcp = "127.0.0.1:$p"
-$tls
-[broker]
-address = "127.0.0.1:$broker"
-[chain]
-rpc = "$rpc"
-contract = "$contract"
-key = "$work/operator.key"
-[cache]
-ttl_s = $ttl
-max_stale_s = 0
-[spool]
-dir = "$work/spool-$v"
-CONF
+  tls=$([ $v = warm ] && echo "$warm_tls" || echo "")
+  chain_toml "flytrap-$v" "$broker" "$p" "$tls" "$ttl" "$spin_us"
   start_flytrap 1 "flytrap-$v" "$p"
   eval "${v}_pid=$flytrap_pid"
 done
