@@ -563,46 +563,24 @@ fn bad_input_gives_one_line_errors() {
         format!("{:#x}", PrivateKeySigner::random().address()),
     );
     let list = cwd.join("fleet.txt");
+    let grant_fleet = c(&["grant", "sub", "t", "--from", s(&list), "--key", s(&op_key)]);
     std::fs::write(&list, format!("# fleet\n{a1}\n{someone}\n\n{a2}\n")).unwrap();
-    let e = f(c(&[
-        "grant",
-        "sub",
-        "t",
-        "--from",
-        s(&list),
-        "--key",
-        s(&op_key),
-    ]));
+    let e = f(grant_fleet.clone());
     assert!(
         e.contains("AlreadyMember") && e.contains("nothing was sent"),
         "{e}"
     );
     std::fs::write(&list, format!("{a1}\nnot-an-address\n")).unwrap();
-    let e = f(c(&[
-        "grant",
-        "sub",
-        "t",
-        "--from",
-        s(&list),
-        "--key",
-        s(&op_key),
-    ]));
+    let e = f(grant_fleet.clone());
     assert!(e.contains("fleet.txt line 2"), "{e}");
     std::fs::write(&list, format!("{a1} # first\n{a2}\n")).unwrap();
-    let out = ok(
-        cwd,
-        &c(&["grant", "sub", "t", "--from", s(&list), "--key", s(&op_key)])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert_eq!(
-        out.lines()
-            .filter(|l| l.starts_with("granted sub on 't' to"))
-            .count(),
-        2,
-        "{out}"
-    );
+    let args: Vec<&str> = grant_fleet.iter().map(String::as_str).collect();
+    let out = ok(cwd, &args);
+    let granted = out
+        .lines()
+        .filter(|l| l.starts_with("granted sub on 't' to"))
+        .count();
+    assert_eq!(granted, 2, "{out}");
     let e = f(c(&[
         "join",
         "pub",

@@ -210,18 +210,13 @@ impl Plan {
                     *subscribers >= 1 && *subscribers < common.clients,
                     "--subscribers must be between 1 and --clients - 1 (some clients publish)"
                 );
-                let sub = SubArgs {
-                    filter: publish.topic.clone(),
-                    subscriptions: 1,
-                    sub_qos: publish.qos,
-                };
                 (
                     common,
                     Scenario::Fanout {
                         subscribers: *subscribers,
                     },
                     Some(publish.clone()),
-                    Some(sub),
+                    Some(subscribe_to_topic(publish)),
                     *groups,
                 )
             }
@@ -229,20 +224,13 @@ impl Plan {
                 common,
                 publish,
                 groups,
-            } => {
-                let sub = SubArgs {
-                    filter: publish.topic.clone(),
-                    subscriptions: 1,
-                    sub_qos: publish.qos,
-                };
-                (
-                    common,
-                    Scenario::Mixed,
-                    Some(publish.clone()),
-                    Some(sub),
-                    *groups,
-                )
-            }
+            } => (
+                common,
+                Scenario::Mixed,
+                Some(publish.clone()),
+                Some(subscribe_to_topic(publish)),
+                *groups,
+            ),
             Command::Keys { .. } => bail!("`keys` is not a scenario"),
         };
         ensure!(groups >= 1, "--groups must be at least 1");
@@ -447,6 +435,15 @@ impl Plan {
             .replace("{i}", &i.to_string())
             .replace("{g}", &(k % self.groups).to_string())
             .replace("{j}", &j.to_string())
+    }
+}
+
+/// Fan-out and mixed subscribers: one subscription to the publishers' topic, at their QoS.
+fn subscribe_to_topic(publish: &PubArgs) -> SubArgs {
+    SubArgs {
+        filter: publish.topic.clone(),
+        subscriptions: 1,
+        sub_qos: publish.qos,
     }
 }
 
