@@ -22,6 +22,9 @@ use crate::{Error, Result};
 
 /// Each HTTP request to the node gives up after this long (a silent node is "unreachable").
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Addresses per `grantMany` transaction (~27 k gas each: ~6.8 M gas, well under a block's
+/// and a transaction's gas cap).
+pub const GRANT_BATCH: usize = 250;
 /// A sent transaction must be mined within this long.
 pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -351,12 +354,32 @@ impl Client {
         .await
     }
 
-    /// Grants (`grant`) or revokes the action on the topic for every address of `who`, as
-    /// one transaction each but pipelined, for fleets of clients. Every call is estimated
-    /// first (concurrently): a revert (not the owner, already a member, …) comes back decoded
-    /// and nothing is sent. Then all are sent with consecutive nonces and a 25 % gas margin
-    /// over their estimates, and their receipts awaited; the transactions come back in the
-    /// order of `who`.
+    /// Gives `who` the action on the topic in one `grantMany` transaction (owner only; all or
+    /// nothing: one address already holding it reverts the whole batch).
+    pub async fn grant_many(
+        &self,
+        topic: B256,
+        who: &[Address],
+        action: Action,
+        reason: &str,
+    ) -> Result<Tx> {
+        self.send(
+            self.contract
+                .grantMany(topic, who.to_vec(), action.code(), reason.to_string()),
+        )
+        .await
+    }
+
+    /// Grants (`grant`) or revokes the action on the topic for every address of `who`, for
+    /// fleets of clients; the transactions come back in the order of `who` (one per address:
+    /// the batch's transaction for a grant). Nothing is sent when an address is wrong.
+    ///
+    /// Grants go through `grantMany`, [`GRANT_BATCH`] addresses per transaction (~27 k gas
+    /// per address instead of ~52 k): a duplicate or an address that already holds the action
+    /// is reported by name first (one `checkBatch` per 500), then each batch is estimated
+    /// (a revert comes back decoded) and sent. Revocations are one transaction each,
+    /// pipelined: every call is estimated first (concurrently), then all are sent with
+    /// consecutive nonces and a 25 % gas margin, and their receipts awaited.
     pub async fn change_many(
         &self,
         topic: B256,
@@ -371,6 +394,37 @@ impl Client {
                 "this needs a signing key (--key FILE)".into(),
             ));
         };
+        if grant {
+            let mut seen = std::collections::HashSet::with_capacity(who.len());
+            if let Some(a) = who.iter().find(|a| !seen.insert(**a)) {
+                return Err(Error::InvalidInput(format!(
+                    "{a:#x} is listed twice (nothing was sent)"
+                )));
+            }
+            for chunk in who.chunks(500) {
+                let queries: Vec<Query> = chunk
+                    .iter()
+                    .map(|&a| Query {
+                        topic_id: topic,
+                        who: a,
+                        action,
+                    })
+                    .collect();
+                let answers = self.check_batch(&queries).await?;
+                if let Some((a, _)) = chunk.iter().zip(&answers).find(|(_, x)| x.allowed) {
+                    return Err(Error::InvalidInput(format!(
+                        "{a:#x} already holds {} on this topic (nothing was sent)",
+                        action.short()
+                    )));
+                }
+            }
+            let mut out = Vec::with_capacity(who.len());
+            for chunk in who.chunks(GRANT_BATCH) {
+                let tx = self.grant_many(topic, chunk, action, reason).await?;
+                out.extend(std::iter::repeat_n(tx, chunk.len()));
+            }
+            return Ok(out);
+        }
         const WINDOW: usize = 64;
         let request = |a: Address| {
             let call = if grant {
@@ -545,7 +599,9 @@ impl Client {
             .collect())
     }
 
-    /// A topic's metadata; `None` if it is not registered.
+    /// A topic's metadata; `None` if it is not registered. The contract does not store names
+    /// (they are in the `TopicCreated` events): `name` is empty here, see
+    /// [`topic_by_name`](Self::topic_by_name).
     pub async fn topic(&self, id: B256) -> Result<Option<TopicInfo>> {
         let t = self
             .contract
@@ -558,7 +614,7 @@ impl Client {
         }
         Ok(Some(TopicInfo {
             id,
-            name: t.name,
+            name: String::new(),
             owner: t.owner,
             countries: t.countries.into_iter().map(Country::from_bytes2).collect(),
             pub_fee: Fee::from_raw(t.pubFee),
@@ -569,61 +625,26 @@ impl Client {
 
     /// A topic by name, or [`Error::InvalidInput`] naming it when it is not registered.
     pub async fn topic_by_name(&self, name: &str) -> Result<TopicInfo> {
-        self.topic(crate::topic_id(name))
+        let mut t = self
+            .topic(crate::topic_id(name))
             .await?
-            .ok_or_else(|| Error::InvalidInput(format!("unknown topic '{name}'")))
+            .ok_or_else(|| Error::InvalidInput(format!("unknown topic '{name}'")))?;
+        t.name = name.to_string();
+        Ok(t)
     }
 
-    /// Does `who` hold the action on the topic.
+    /// Does `who` hold the action on the topic (one `checkBatch` question).
     pub async fn is_member(&self, topic: B256, who: Address, action: Action) -> Result<bool> {
-        self.contract
-            .isMember(topic, who, action.code())
-            .call()
-            .await
-            .map_err(|e| self.call_err(e))
+        let q = Query {
+            topic_id: topic,
+            who,
+            action,
+        };
+        Ok(self.check_batch(&[q]).await?.iter().any(|a| a.allowed))
     }
 
-    /// The publishers or subscribers of a topic (no particular order).
-    pub async fn members(&self, topic: B256, action: Action) -> Result<Vec<Address>> {
-        self.contract
-            .members(topic, action.code())
-            .call()
-            .await
-            .map_err(|e| self.call_err(e))
-    }
-
-    /// Number of topics ever created.
-    pub async fn topic_count(&self) -> Result<u64> {
-        let n = self
-            .contract
-            .topicCount()
-            .call()
-            .await
-            .map_err(|e| self.call_err(e))?;
-        Ok(n.saturating_to())
-    }
-
-    /// The id of the `i`-th topic created.
-    pub async fn topic_id_at(&self, i: u64) -> Result<B256> {
-        self.contract
-            .topicIdAt(U256::from(i))
-            .call()
-            .await
-            .map_err(|e| self.call_err(e))
-    }
-
-    /// Every topic, in creation order.
-    pub async fn topics(&self) -> Result<Vec<TopicInfo>> {
-        let n = self.topic_count().await?;
-        let mut out = Vec::with_capacity(n as usize);
-        for i in 0..n {
-            let id = self.topic_id_at(i).await?;
-            if let Some(t) = self.topic(id).await? {
-                out.push(t);
-            }
-        }
-        Ok(out)
-    }
+    // The contract keeps no member or topic list (gas: one fresh slot per new member, not
+    // two): listings come from the AclChanged / TopicCreated events (flytrap's report index).
 
     // ------------------------------------------------------------------ operators
 
@@ -699,27 +720,6 @@ impl Client {
     /// `recordBans` alone.
     pub async fn record_bans(&self, bans: Vec<FlyTrap::Ban>) -> Result<Tx> {
         self.send(self.contract.recordBans(bans)).await
-    }
-
-    /// `recordWrongCountry` alone.
-    pub async fn record_wrong_country(
-        &self,
-        records: Vec<FlyTrap::WrongCountryRecord>,
-    ) -> Result<Tx> {
-        self.send(self.contract.recordWrongCountry(records)).await
-    }
-
-    /// `recordConnectFailed` alone.
-    pub async fn record_connect_failed(
-        &self,
-        records: Vec<FlyTrap::ConnectFailedRecord>,
-    ) -> Result<Tx> {
-        self.send(self.contract.recordConnectFailed(records)).await
-    }
-
-    /// `recordSensitive` alone.
-    pub async fn record_sensitive(&self, reports: Vec<FlyTrap::Report>) -> Result<Tx> {
-        self.send(self.contract.recordSensitive(reports)).await
     }
 
     /// Convenience: one record through `recordAudit` with the given seq.

@@ -215,7 +215,6 @@ impl Revert {
                 "NotOperator",
                 "only an operator may write audit records".into(),
             ),
-            FlyTrapErrors::IndexOutOfRange(_) => ("IndexOutOfRange", "index out of range".into()),
         };
         Revert {
             name: name.into(),

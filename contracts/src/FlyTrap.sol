@@ -6,11 +6,13 @@ pragma solidity ^0.8.24;
 ///         proxy; the name itself is stored and emitted only once, at creation.
 ///         Actions: 0 = publish, 1 = subscribe.
 /// @dev Storage layout, chosen for gas (see contracts/GAS.md):
-///      - one `Topic` per id: slot 0 packs owner, sensitive flag, country count and member count
-///        (read by every write path, so updating the member count there costs a warm write);
+///      - one `Topic` per id: slot 0 packs owner, sensitive flag, country count and which
+///        fees are payable (read by every write path, so a free join never reads slot 1);
 ///        slot 1 packs both fees; countries are packed 16 per 32-byte word;
-///      - one word per (topic, address) holds both the publish and subscribe bits and the
-///        address's index in the topic's single member list (swap-and-pop, O(1) add/remove);
+///      - one word per (topic, address) holds the publish and subscribe bits: all that
+///        authorisation needs. Nothing is listed on chain: members and topics are listed by
+///        readers from the `AclChanged` / `TopicCreated` events (flytrap's block index), so
+///        an address new to a topic costs one fresh slot, not two;
 ///      - the owner's fee balance is stored as `amount + 1` once initialised, so it never goes
 ///        back to zero and a later credit never pays the 20k zero-to-nonzero SSTORE;
 ///      - an operator's flag and its audit high-water mark share one word.
@@ -92,17 +94,14 @@ contract FlyTrap {
         address owner;
         bool sensitive;
         uint8 nCountries;
-        uint32 memberCount;
+        // bit 0: pubFee != 0, bit 1: subFee != 0 (a free join never reads slot 1)
+        uint8 feeSet;
         // slot 1
         uint128 pubFee;
         uint128 subFee;
-        // slot 2
-        string name;
         // countries, 16 per word, first country in the highest bytes
         mapping(uint256 => bytes32) countryWords;
-        // member list (index => address)
-        mapping(uint256 => address) memberAt;
-        // bit 0: publisher, bit 1: subscriber, bits 8..: index in memberAt
+        // bit 0: publisher, bit 1: subscriber
         mapping(address => uint256) member;
     }
 
@@ -112,7 +111,6 @@ contract FlyTrap {
     address public immutable admin;
 
     mapping(bytes32 => Topic) internal _topics;
-    bytes32[] internal _topicIds;
     /// @dev 0 = never credited, otherwise balance + 1 (sentinel, see contract NatSpec).
     mapping(address => uint256) internal _balances;
     /// @dev bit 255: is operator; low 64 bits: highest audit seq written by this operator.
@@ -171,7 +169,6 @@ contract FlyTrap {
     error WithdrawFailed();
     error NotAdmin();
     error NotOperator();
-    error IndexOutOfRange();
 
     // ------------------------------------------------------------------ setup
 
@@ -203,7 +200,7 @@ contract FlyTrap {
         if (t.owner != address(0)) revert TopicExists();
         t.owner = msg.sender;
         _setTopic(t, countries, pubFee, subFee, sensitive);
-        _created(t, topicId, name);
+        _created(topicId, name);
         _aclChanged(topicId, msg.sender, NO_ACTION, CHANGE_CREATED, reason);
     }
 
@@ -231,6 +228,19 @@ contract FlyTrap {
         _aclChanged(topicId, who, action, CHANGE_GRANT, reason);
     }
 
+    /// @notice `grant` to every address of `who` in one transaction (one AclChanged each), for
+    ///         fleets of clients. Owner only; reverts as `grant` would on the first bad address.
+    function grantMany(bytes32 topicId, address[] calldata who, uint8 action, string calldata reason) external {
+        if (action > SUB) revert BadAction();
+        Topic storage t = _ownedTopic(topicId);
+        for (uint256 i; i < who.length; ++i) {
+            address a = who[i];
+            if (a == address(0)) revert ZeroAddress();
+            _add(t, a, action);
+            _aclChanged(topicId, a, action, CHANGE_GRANT, reason);
+        }
+    }
+
     /// @notice Removes `who` from the publishers (0) or subscribers (1) of a topic. Owner only.
     /// @dev Reverts `NotMember()` if `who` does not hold that action. Fees are not refunded.
     function revoke(bytes32 topicId, address who, uint8 action, string calldata reason) external {
@@ -247,9 +257,12 @@ contract FlyTrap {
     function join(bytes32 topicId, uint8 action) external payable {
         if (action > SUB) revert BadAction();
         Topic storage t = _topics[topicId];
-        address owner = t.owner;
+        uint256 s0 = _slot0(t);
+        address owner = address(uint160(s0));
         if (owner == address(0)) revert UnknownTopic();
-        uint256 fee = action == PUB ? t.pubFee : t.subFee;
+        // a free action needs no read of the fee slot: `feeSet` in slot 0 says it is free
+        uint256 fee;
+        if ((s0 >> 176) & (1 << action) != 0) fee = action == PUB ? t.pubFee : t.subFee;
         if (fee == JOIN_CLOSED) revert JoinClosed();
         if (msg.value != fee) revert WrongFee(fee);
         _add(t, msg.sender, action);
@@ -341,6 +354,7 @@ contract FlyTrap {
     }
 
     /// @notice A topic's metadata; `exists` is false (and the rest zero) for an unknown id.
+    ///         The name is not stored: it is in the topic's `TopicCreated` event.
     function topic(bytes32 topicId)
         external
         view
@@ -350,8 +364,7 @@ contract FlyTrap {
             bytes2[] memory countries,
             uint128 pubFee,
             uint128 subFee,
-            bool sensitive,
-            string memory name
+            bool sensitive
         )
     {
         Topic storage t = _topics[topicId];
@@ -366,41 +379,6 @@ contract FlyTrap {
         pubFee = t.pubFee;
         subFee = t.subFee;
         sensitive = t.sensitive;
-        name = t.name;
-    }
-
-    /// @notice Does `who` hold `action` on the topic (false for an unknown topic).
-    function isMember(bytes32 topicId, address who, uint8 action) external view returns (bool) {
-        if (action > SUB) revert BadAction();
-        return _topics[topicId].member[who] & (1 << action) != 0;
-    }
-
-    /// @notice The publishers (0) or subscribers (1) of a topic, in no particular order.
-    function members(bytes32 topicId, uint8 action) external view returns (address[] memory list) {
-        if (action > SUB) revert BadAction();
-        Topic storage t = _topics[topicId];
-        uint256 n = t.memberCount;
-        uint256 bit = 1 << action;
-        list = new address[](n);
-        uint256 k;
-        for (uint256 i; i < n; ++i) {
-            address a = t.memberAt[i];
-            if (t.member[a] & bit != 0) list[k++] = a;
-        }
-        assembly ("memory-safe") {
-            mstore(list, k)
-        }
-    }
-
-    /// @notice Number of topics ever created.
-    function topicCount() external view returns (uint256) {
-        return _topicIds.length;
-    }
-
-    /// @notice The id of the `i`-th topic created (0-based).
-    function topicIdAt(uint256 i) external view returns (bytes32) {
-        if (i >= _topicIds.length) revert IndexOutOfRange();
-        return _topicIds[i];
     }
 
     // ------------------------------------------------------------------ operators
@@ -436,24 +414,6 @@ contract FlyTrap {
     function recordBans(Ban[] calldata bans) external {
         (uint256 state, uint64 last) = _opState();
         _commit(state, last, _bans(bans, last, last));
-    }
-
-    /// @notice Writes wrong-country records. Operators only; seq <= lastSeq skipped.
-    function recordWrongCountry(WrongCountryRecord[] calldata records) external {
-        (uint256 state, uint64 last) = _opState();
-        _commit(state, last, _wrongCountry(records, last, last));
-    }
-
-    /// @notice Writes failed-CONNECT records. Operators only; seq <= lastSeq skipped.
-    function recordConnectFailed(ConnectFailedRecord[] calldata records) external {
-        (uint256 state, uint64 last) = _opState();
-        _commit(state, last, _connectFailed(records, last, last));
-    }
-
-    /// @notice Writes sensitive-topic reports. Operators only; seq <= lastSeq skipped.
-    function recordSensitive(Report[] calldata reports) external {
-        (uint256 state, uint64 last) = _opState();
-        _commit(state, last, _sensitive(reports, last, last));
     }
 
     /// @notice Writes records of every kind in one transaction. Operators only; every record
@@ -504,6 +464,7 @@ contract FlyTrap {
         }
         t.nCountries = uint8(n);
         t.sensitive = sensitive;
+        t.feeSet = (pubFee != 0 ? 1 : 0) | (subFee != 0 ? 2 : 0);
         t.pubFee = pubFee;
         t.subFee = subFee;
         // Initialise the owner's balance sentinel now, so that no joiner pays for it.
@@ -516,12 +477,6 @@ contract FlyTrap {
         uint256 m = t.member[who];
         uint256 bit = 1 << action;
         if (m & bit != 0) revert AlreadyMember();
-        if (m == 0) {
-            uint32 idx = t.memberCount;
-            t.memberAt[idx] = who;
-            t.memberCount = idx + 1;
-            m = uint256(idx) << 8;
-        }
         t.member[who] = m | bit;
     }
 
@@ -529,26 +484,11 @@ contract FlyTrap {
         uint256 m = t.member[who];
         uint256 bit = 1 << action;
         if (m & bit == 0) revert NotMember();
-        m ^= bit;
-        if (m & 3 != 0) {
-            t.member[who] = m;
-            return;
-        }
-        // last action gone: swap-and-pop out of the member list
-        uint256 idx = m >> 8;
-        uint256 last = t.memberCount - 1;
-        if (idx != last) {
-            address moved = t.memberAt[last];
-            t.memberAt[idx] = moved;
-            t.member[moved] = (t.member[moved] & 0xff) | (idx << 8);
-        }
-        delete t.memberAt[last];
-        t.memberCount = uint32(last);
-        delete t.member[who];
+        t.member[who] = m ^ bit;
     }
 
     /// @dev slot 0 of a topic: owner (bits 0..159), sensitive (160), nCountries (168..175),
-    ///      memberCount (176..207); zero iff the topic does not exist.
+    ///      feeSet (176..183); zero iff the topic does not exist.
     function _slot0(Topic storage t) internal view returns (uint256 s0) {
         assembly ("memory-safe") {
             s0 := sload(t.slot)
@@ -566,7 +506,7 @@ contract FlyTrap {
             for { let i := 0 } lt(i, n) { i := add(i, 1) } {
                 if iszero(and(i, 15)) {
                     mstore(0, shr(4, i))
-                    mstore(0x20, add(t.slot, 3)) // countryWords
+                    mstore(0x20, add(t.slot, 2)) // countryWords
                     word := sload(keccak256(0, 0x40))
                 }
                 mstore(e, and(shl(shl(4, and(i, 15)), word), MB2))
@@ -722,36 +662,11 @@ contract FlyTrap {
         return max;
     }
 
-    /// @dev stores `name` in `t.name` (Solidity's string layout: short strings in one slot,
-    ///      long ones at keccak(slot); the slot is known to be empty), appends the id to the
-    ///      topic list and emits TopicCreated.
-    function _created(Topic storage t, bytes32 topicId, string calldata name) internal {
+    /// @dev emits TopicCreated(topicId, msg.sender, name) (the name is stored nowhere else)
+    function _created(bytes32 topicId, string calldata name) internal {
         bytes32 sig = TopicCreated.selector;
         assembly ("memory-safe") {
             let len := name.length
-            let slot := add(t.slot, 2)
-            // the bytes of the last word past `len` are zeroed
-            let tailMask := not(shr(shl(3, and(len, 31)), not(0)))
-            switch lt(len, 32)
-            case 1 { sstore(slot, or(and(calldataload(name.offset), tailMask), shl(1, len))) }
-            default {
-                sstore(slot, add(shl(1, len), 1))
-                mstore(0, slot)
-                let data := keccak256(0, 0x20)
-                let words := shr(5, add(len, 31))
-                for { let i := 0 } lt(i, words) { i := add(i, 1) } {
-                    let w := calldataload(add(name.offset, shl(5, i)))
-                    if and(eq(i, sub(words, 1)), and(len, 31)) { w := and(w, tailMask) }
-                    sstore(add(data, i), w)
-                }
-            }
-            // _topicIds.push(topicId)
-            let ids := _topicIds.slot
-            let n := sload(ids)
-            sstore(ids, add(n, 1))
-            mstore(0, ids)
-            sstore(add(keccak256(0, 0x20), n), topicId)
-            // emit TopicCreated(topicId, msg.sender, name)
             let p := mload(0x40)
             let padded := and(add(len, 31), not(31))
             mstore(add(p, add(0x20, padded)), 0)
