@@ -24,6 +24,7 @@ pub struct Config {
     pub spool: Spool,
     pub metrics: MetricsSection,
     pub limits: Limits,
+    pub ui: UiSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +205,14 @@ pub struct MetricsSection {
     pub listen: Option<SocketAddr>,
 }
 
+/// `flytrap ui` (an addition to SPEC §6): where the web page listens (`--listen` overrides
+/// it; default 127.0.0.1:8080).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSection {
+    pub listen: Option<SocketAddr>,
+}
+
 /// Connection hygiene (an addition to SPEC §6; see README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -229,9 +238,9 @@ impl Default for Limits {
     }
 }
 
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "engine", "listen", "broker", "chain", "auth", "authz", "cache", "ban", "geo", "report",
-    "spool", "metrics", "limits",
+    "spool", "metrics", "limits", "ui",
 ];
 
 /// `FLYTRAP_*` variables that are not configuration keys: what the supervisor tells its
@@ -324,6 +333,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("FLYTRAP_NOPE_X"), "{e}");
+    }
+
+    #[test]
+    fn ui_listen_from_the_file_and_the_environment() {
+        let c = parse("[ui]\nlisten = \"127.0.0.1:9000\"", []).expect("parse");
+        assert_eq!(c.ui.listen, Some("127.0.0.1:9000".parse().expect("addr")));
+        let c = parse(
+            "[ui]\nlisten = \"127.0.0.1:9000\"",
+            [("FLYTRAP_UI_LISTEN".to_string(), "[::1]:9001".to_string())],
+        )
+        .expect("parse");
+        assert_eq!(c.ui.listen, Some("[::1]:9001".parse().expect("addr")));
+        let e = parse("[ui]\nlisten = \"nowhere\"", [])
+            .expect_err("bad address")
+            .to_string();
+        assert!(e.contains("socket address"), "{e}");
+        assert!(parse("[ui]\nport = 1", []).is_err());
     }
 
     #[test]

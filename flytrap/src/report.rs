@@ -13,6 +13,7 @@
 //! record in the window, however long a record waited in the spool: the result equals a scan
 //! of the whole log filtered by time (tested).
 
+pub mod acl;
 pub mod index;
 pub mod logs;
 
@@ -26,7 +27,26 @@ use flytrap_chain::{Action, Address, B256, Change, Client, Country};
 use serde_json::{Value, json};
 
 use crate::cmd::time::format_time;
+use acl::Acl;
 use index::{Entry, Index, Key};
+
+/// Blocks read per [`Reader::step`]: bounds the time the reader is held while it catches up
+/// on a long chain, so a server can answer and show progress in between.
+pub const STEP_BLOCKS: u64 = 2_000;
+
+/// How far a [`Reader`] has caught up with the chain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    /// The node's latest block when the step began.
+    pub head: u64,
+    /// The last block in the index (`None`: none yet).
+    pub indexed_block: Option<u64>,
+    /// The last block whose records are loaded into the topic list (and the record store):
+    /// after a restart the index is ahead of it until its blocks are read again.
+    pub loaded_block: Option<u64>,
+    /// Loaded up to the head: answers are complete.
+    pub ready: bool,
+}
 
 /// What can go wrong answering a query.
 #[derive(Debug, thiserror::Error)]
@@ -501,12 +521,22 @@ pub struct Answer {
 }
 
 /// Reads records through the index. One per process; `refresh` before each query.
+///
+/// It also replays the topic and ACL events into [`Acl`] (the topic list and its members,
+/// which the contract does not keep), and with [`keep_records`](Self::keep_records) keeps
+/// every record in memory, so that a long-running reader (the web page) answers from memory
+/// instead of reading the logs again for each question.
 #[derive(Debug)]
 pub struct Reader {
     client: Client,
     index: Index,
     names: Arc<Names>,
-    names_loaded: bool,
+    acl: Arc<Acl>,
+    /// Every record of the loaded blocks, in chain order (`None`: not kept).
+    records: Option<Arc<Vec<Record>>>,
+    /// Last block whose logs are applied to `names`, `acl` and `records`.
+    loaded: Option<u64>,
+    progress: Progress,
 }
 
 impl Reader {
@@ -530,8 +560,20 @@ impl Reader {
             client,
             index,
             names: Arc::new(Names::new()),
-            names_loaded: false,
+            acl: Arc::new(Acl::default()),
+            records: None,
+            loaded: None,
+            progress: Progress::default(),
         })
+    }
+
+    /// Keeps every record in memory from now on (call before the first step): queries are
+    /// then answered from memory.
+    pub fn keep_records(&mut self) {
+        if self.records.is_none() {
+            self.records = Some(Arc::new(Vec::new()));
+            self.reset_loaded();
+        }
     }
 
     /// The client.
@@ -549,9 +591,45 @@ impl Reader {
         self.names.clone()
     }
 
-    /// Brings the index up to the node's latest block: drops a replaced tail (reorg), then
-    /// reads the logs of the new blocks once.
+    /// Topics and members known so far (complete once [`Progress::ready`]).
+    pub fn acl(&self) -> Arc<Acl> {
+        self.acl.clone()
+    }
+
+    /// How far the last step got.
+    pub fn progress(&self) -> Progress {
+        self.progress
+    }
+
+    fn reset_loaded(&mut self) {
+        self.loaded = None;
+        self.names = Arc::new(Names::new());
+        self.acl = Arc::new(Acl::default());
+        if self.records.is_some() {
+            self.records = Some(Arc::new(Vec::new()));
+        }
+    }
+
+    /// The kinds whose logs are applied to the reader's state.
+    fn state_kinds(&self) -> u32 {
+        if self.records.is_some() {
+            u32::MAX
+        } else {
+            Kind::set(&[Kind::Acl, Kind::TopicCreated])
+        }
+    }
+
+    /// Brings the index and the topic list up to the node's latest block (see
+    /// [`step`](Self::step)).
     pub async fn refresh(&mut self) -> Result<(), Error> {
+        while !self.step().await?.ready {}
+        Ok(())
+    }
+
+    /// One bounded step of catching up with the chain: drops a replaced tail (reorg); then
+    /// either re-reads up to [`STEP_BLOCKS`] already indexed blocks into the topic list (and
+    /// the record store) after a restart, or indexes up to [`STEP_BLOCKS`] new blocks.
+    pub async fn step(&mut self) -> Result<Progress, Error> {
         let c = self.client.clone();
         let head = c.block_number().await?;
         if let Some((tip, hash)) = self.index.tip() {
@@ -568,66 +646,97 @@ impl Reader {
                     None => None,
                 };
                 self.index.truncate_after(back, tip);
-                self.names_loaded = false;
+                self.reset_loaded();
             }
         }
-        if !self.names_loaded {
-            self.load_names().await?;
-        }
-        let from = self.index.tip().map_or(0, |(t, _)| t + 1);
-        if from > head {
-            return Ok(());
-        }
-        let raw = logs::fetch(&c, from, head, None).await?;
-        let mut times = logs::BlockTimes::default();
-        let mut entries: Vec<Entry> = Vec::new();
-        let names = Arc::make_mut(&mut self.names);
-        for log in &raw {
-            let d = logs::decode(log)?;
-            let block = log.block_number.unwrap_or_default();
-            let block_time = times.of(&c, log).await?;
-            let time = d.time.unwrap_or(block_time);
-            if let Some((id, name)) = d.name {
-                names.insert(id, name);
-            }
-            match entries.last_mut() {
-                Some(e) if e.block == block => {
-                    e.min_time = e.min_time.min(time);
-                    e.max_time = e.max_time.max(time);
-                    e.logs += 1;
-                    e.kinds |= d.kind.bit();
+        let tip = self.index.tip().map(|t| t.0);
+        let next = self.loaded.map_or(0, |b| b + 1);
+        if tip.is_some_and(|t| next <= t) {
+            // Restart: the index is ahead of what is loaded; read its blocks again.
+            let end = tip
+                .unwrap_or_default()
+                .min(next.saturating_add(STEP_BLOCKS - 1));
+            let kinds = self.state_kinds();
+            let ranges: Vec<(u64, u64)> = self
+                .plan(&Query {
+                    kinds,
+                    ..Query::default()
+                })
+                .into_iter()
+                .filter(|r| r.1 >= next && r.0 <= end)
+                .map(|(a, b)| (a.max(next), b.min(end)))
+                .collect();
+            for (from, to) in ranges {
+                for log in logs::fetch(&c, from, to, Some(kinds)).await? {
+                    let d = logs::decode(&log)?;
+                    self.apply(log.block_number.unwrap_or_default(), d);
                 }
-                _ => entries.push(Entry {
-                    block,
-                    block_time,
-                    min_time: time,
-                    max_time: time,
-                    logs: 1,
-                    kinds: d.kind.bit(),
-                }),
             }
+            self.loaded = Some(end);
+        } else if next <= head {
+            let end = head.min(next.saturating_add(STEP_BLOCKS - 1));
+            let raw = logs::fetch(&c, next, end, None).await?;
+            let mut times = logs::BlockTimes::default();
+            let mut entries: Vec<Entry> = Vec::new();
+            for log in &raw {
+                let d = logs::decode(log)?;
+                let block = log.block_number.unwrap_or_default();
+                let block_time = times.of(&c, log).await?;
+                let time = d.time.unwrap_or(block_time);
+                let kind = d.kind;
+                self.apply(block, d);
+                match entries.last_mut() {
+                    Some(e) if e.block == block => {
+                        e.min_time = e.min_time.min(time);
+                        e.max_time = e.max_time.max(time);
+                        e.logs += 1;
+                        e.kinds |= kind.bit();
+                    }
+                    _ => entries.push(Entry {
+                        block,
+                        block_time,
+                        min_time: time,
+                        max_time: time,
+                        logs: 1,
+                        kinds: kind.bit(),
+                    }),
+                }
+            }
+            let tip = (end, logs::header(&c, end).await?.0);
+            self.index.extend(entries, tip)?;
+            self.loaded = Some(end);
         }
-        let tip = (head, logs::header(&c, head).await?.0);
-        self.index.extend(entries, tip)
+        self.progress = Progress {
+            head,
+            indexed_block: self.index.tip().map(|t| t.0),
+            loaded_block: self.loaded,
+            ready: self.loaded.is_some_and(|l| l >= head)
+                && self.index.tip().is_some_and(|t| t.0 >= head),
+        };
+        Ok(self.progress)
     }
 
-    /// Topic names from the creation events of the indexed blocks.
-    async fn load_names(&mut self) -> Result<(), Error> {
-        let q = Query {
-            kinds: Kind::TopicCreated.bit(),
-            ..Query::default()
-        };
-        let mut names = Names::new();
-        for (from, to) in self.plan(&q) {
-            for log in logs::fetch(&self.client, from, to, Some(q.kinds)).await? {
-                if let Some((id, name)) = logs::decode(&log)?.name {
-                    names.insert(id, name);
-                }
+    /// Applies one decoded log of block `block` to the names, the topic list and the store.
+    fn apply(&mut self, block: u64, d: logs::Decoded) {
+        if let Some((id, name)) = d.name {
+            Arc::make_mut(&mut self.names).insert(id, name.clone());
+            Arc::make_mut(&mut self.acl).created(id, name, block);
+        }
+        if let Some(r) = d.record {
+            if let Body::Acl {
+                topic,
+                target,
+                action,
+                change,
+                ..
+            } = &r.body
+            {
+                Arc::make_mut(&mut self.acl).changed(topic, *target, *action, *change, block);
+            }
+            if let Some(store) = &mut self.records {
+                Arc::make_mut(store).push(r);
             }
         }
-        self.names = Arc::new(names);
-        self.names_loaded = true;
-        Ok(())
     }
 
     /// The block ranges that may hold an answer to `q`: runs of consecutive index entries
@@ -661,9 +770,24 @@ impl Reader {
         }
     }
 
-    /// Answers `q` through the index (call [`refresh`](Self::refresh) first).
+    /// Answers `q` through the index (call [`refresh`](Self::refresh) first), or from memory
+    /// when the reader keeps the records.
     pub async fn query(&self, q: &Query) -> Result<Answer, Error> {
-        self.job(q).run().await
+        match self.answer_from_memory(q) {
+            Some(a) => Ok(a),
+            None => self.job(q).run().await,
+        }
+    }
+
+    /// The answer to `q` from the records kept in memory (`None`: not kept).
+    pub fn answer_from_memory(&self, q: &Query) -> Option<Answer> {
+        let store = self.records.as_ref()?;
+        let mut records: Vec<Record> = store.iter().filter(|r| q.matches(r)).cloned().collect();
+        records.sort_by_key(|r| (r.time, r.block, r.log_index));
+        Some(Answer {
+            records,
+            names: self.names.clone(),
+        })
     }
 
     /// Answers `q` by reading every block from 0 to the node's latest (no index): what the

@@ -13,9 +13,9 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use flytrap_chain::Client;
+use flytrap_chain::{B256, Client, TopicInfo};
 
-use crate::report::Reader;
+use crate::report::{Progress, Reader};
 
 const INDEX_HTML: &str = include_str!("ui/assets/index.html");
 const APP_JS: &str = include_str!("ui/assets/app.js");
@@ -36,10 +36,72 @@ pub struct UiConfig {
 /// Shared by the handlers.
 #[derive(Debug)]
 pub struct AppState {
-    /// The reader; locked only to refresh the index and plan a query.
+    /// The reader (it keeps every record in memory); locked to refresh and answer.
     pub reader: tokio::sync::Mutex<Reader>,
     /// See [`UiConfig::explorer`].
     pub explorer: Option<String>,
+    /// How far the reader has caught up, readable without waiting for it (`/api/status`).
+    pub progress: std::sync::Mutex<Progress>,
+    /// Why catching up stopped, if it failed.
+    pub failure: std::sync::Mutex<Option<String>>,
+    /// Topic metadata read from the contract (countries, fees, sensitive flag), each with
+    /// the topic's `changed_block` when it was read: stale once an `updated` change is seen.
+    pub meta: tokio::sync::Mutex<std::collections::HashMap<B256, (u64, TopicInfo)>>,
+}
+
+impl AppState {
+    /// A state over `reader`, which must keep its records ([`Reader::keep_records`]).
+    pub fn new(reader: Reader, explorer: Option<String>) -> AppState {
+        AppState {
+            progress: std::sync::Mutex::new(reader.progress()),
+            reader: tokio::sync::Mutex::new(reader),
+            explorer,
+            failure: std::sync::Mutex::new(None),
+            meta: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Records the reader's progress for `/api/status`.
+    pub fn set_progress(&self, p: Progress) {
+        if let Ok(mut g) = self.progress.lock() {
+            *g = p;
+        }
+    }
+
+    /// The last recorded progress.
+    pub fn progress(&self) -> Progress {
+        self.progress.lock().map(|g| *g).unwrap_or_default()
+    }
+}
+
+/// Catches the reader up with the chain one bounded step at a time, releasing it between
+/// steps so that `/api/status` and the page stay responsive on a long chain. A node error
+/// is retried after a pause (the page shows it).
+pub async fn catch_up(state: Arc<AppState>) {
+    loop {
+        let step = {
+            let mut r = state.reader.lock().await;
+            r.step().await
+        };
+        match step {
+            Ok(p) => {
+                state.set_progress(p);
+                if let Ok(mut f) = state.failure.lock() {
+                    *f = None;
+                }
+                if p.ready {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("indexing: {e}");
+                if let Ok(mut f) = state.failure.lock() {
+                    *f = Some(e.to_string());
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// The router: the page, its assets and the API.
@@ -72,18 +134,20 @@ fn page(body: &'static str, kind: &'static str) -> impl IntoResponse {
     )
 }
 
-/// Builds the index, binds, prints the page's URL on stdout and serves until killed.
+/// Binds, prints the page's URL on stdout, catches the index up in the background (the
+/// page shows its progress) and serves until killed.
 pub async fn serve(client: Client, config: UiConfig) -> anyhow::Result<()> {
     let mut reader = Reader::open(client, config.index_dir.as_deref()).await?;
-    reader.refresh().await?;
+    reader.keep_records();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr()?;
-    let state = Arc::new(AppState {
-        reader: tokio::sync::Mutex::new(reader),
-        explorer: config.explorer.map(|e| e.trim_end_matches('/').to_string()),
-    });
+    let state = Arc::new(AppState::new(
+        reader,
+        config.explorer.map(|e| e.trim_end_matches('/').to_string()),
+    ));
+    tokio::spawn(catch_up(state.clone()));
     // The tests and scripts read this line to find the port when --listen asks for port 0.
     println!("flytrap ui: http://{local}/");
     axum::serve(listener, router(state))

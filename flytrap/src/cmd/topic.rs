@@ -2,9 +2,20 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use flytrap_chain::{Action, Country, Fee, TopicInfo, TopicSpec, topic_id};
+use flytrap_chain::{Client, Country, Fee, TopicInfo, TopicSpec, topic_id};
 
+use super::audit::IndexOpts;
 use super::{ChainOpts, block_on, ready, wei_arg};
+use crate::report::Reader;
+use crate::report::acl::Acl;
+
+/// The topic list and members from the contract's events, through the block index (the
+/// contract keeps no list).
+async fn acl(client: &Client, index: &IndexOpts) -> anyhow::Result<std::sync::Arc<Acl>> {
+    let mut reader = Reader::open(client.clone(), index.dir().as_deref()).await?;
+    reader.refresh().await?;
+    Ok(reader.acl())
+}
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {
@@ -50,6 +61,8 @@ pub struct Show {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub index: IndexOpts,
+    #[command(flatten)]
     pub chain: ChainOpts,
 }
 
@@ -58,6 +71,8 @@ pub struct List {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub index: IndexOpts,
     #[command(flatten)]
     pub chain: ChainOpts,
 }
@@ -154,8 +169,13 @@ impl Show {
         let (t, publishers, subscribers) = block_on(async {
             ready(&client).await?;
             let t = client.topic_by_name(&self.name).await?;
-            let p = client.members(t.id, Action::Publish).await?;
-            let s = client.members(t.id, Action::Subscribe).await?;
+            let acl = acl(&client, &self.index).await?;
+            let (p, s) = acl.get(&t.id).map_or((vec![], vec![]), |e| {
+                (
+                    e.publishers.iter().copied().collect(),
+                    e.subscribers.iter().copied().collect(),
+                )
+            });
             anyhow::Ok((t, p, s))
         })?
         .with_context(|| format!("topic show '{}'", self.name))?;
@@ -191,7 +211,30 @@ impl List {
         let client = self.chain.resolve()?.reader()?;
         let topics = block_on(async {
             ready(&client).await?;
-            anyhow::Ok(client.topics().await?)
+            let acl = acl(&client, &self.index).await?;
+            // Names and order from the events; countries, fees and flags from the contract,
+            // 64 topics at a time.
+            let mut out = Vec::with_capacity(acl.len());
+            for chunk in acl.topics().chunks(64) {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (i, t) in chunk.iter().enumerate() {
+                    let c = client.clone();
+                    let id = t.id;
+                    tasks.spawn(async move { (i, c.topic(id).await) });
+                }
+                let mut got: Vec<Option<TopicInfo>> = vec![None; chunk.len()];
+                while let Some(done) = tasks.join_next().await {
+                    let (i, info) = done?;
+                    got[i] = info?;
+                }
+                for (t, info) in chunk.iter().zip(got) {
+                    if let Some(mut info) = info {
+                        info.name = t.name.clone();
+                        out.push(info);
+                    }
+                }
+            }
+            anyhow::Ok(out)
         })?
         .context("topic list")?;
         if self.json {

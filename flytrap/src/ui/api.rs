@@ -5,8 +5,15 @@
 //!
 //! | route | what |
 //! |---|---|
+//! | `/api/status` | how far the index has caught up (`head`, `indexed_block`, `loaded_block`, `ready`), answered at once |
 //! | `/api/info` | chain id, contract, head and indexed block, explorer base URL |
-//! | `/api/topics` · `/api/topic?name=` | topics: owner, countries, fees, sensitive flag, publishers, subscribers |
+//! | `/api/topics?query&offset&limit` · `/api/topic?name=` | topics (a page of them, in creation order; `query`: part of the name, or an owner's or member's address): owner, countries, fees, sensitive flag, publishers, subscribers |
+//!
+//! Topics and members come from the contract's events (the reader's [`Acl`]); countries,
+//! fees and the sensitive flag from the contract's `topic` view, cached per topic until an
+//! `updated` change of it is seen. Records are answered from the reader's memory. While the
+//! reader catches up with a long chain, every route but `/api/status` answers 503 with
+//! `"indexing": true` and the progress.
 //! | `/api/changes?topic&address&action&change&since&until` | the ACL change history |
 //! | `/api/failures?since&until&address&buckets` | failed CONNECTs, wrong-country refusals and bans; counts per time bucket, per country, per reason |
 //! | `/api/client/ADDRESS?since&until` | the topics an address may use, and every record naming it |
@@ -25,11 +32,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use flytrap_chain::alloy::providers::Provider;
 use flytrap_chain::alloy::rpc::types::BlockNumberOrTag;
-use flytrap_chain::{Action, Address, B256, Change, Client, parse_address, topic_id};
+use flytrap_chain::{Action, Address, B256, Change, Client, TopicInfo, parse_address, topic_id};
 use serde_json::{Value, json};
 
 use super::AppState;
 use crate::cmd::time::{format_time, parse_time};
+use crate::report::acl::{Acl, Topic};
 use crate::report::{self, Answer, Body, Error, Kind, Names, Record, Report, Window, logs};
 
 type St = State<Arc<AppState>>;
@@ -82,6 +90,7 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
 /// The API's routes.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/status", get(status))
         .route("/info", get(info))
         .route("/topics", get(topics))
         .route("/topic", get(topic))
@@ -159,20 +168,47 @@ fn known_topic(names: &Names, name: &str) -> Result<B256, ApiError> {
 
 // ------------------------------------------------------------------ queries
 
-/// Refreshes the index and answers `q`; the reader is held only to plan.
+/// The reader, up to date: while it is still catching up with a long chain, one more step
+/// of that is taken here and, if it is still not done, 503 with the progress.
+async fn fresh(s: &AppState) -> Result<tokio::sync::MutexGuard<'_, report::Reader>, ApiError> {
+    let mut r = s.reader.lock().await;
+    if !r.progress().ready {
+        let p = r.step().await?;
+        s.set_progress(p);
+        if !p.ready {
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the index is catching up with the chain: block {} of {} (see /api/status)",
+                    p.loaded_block.map_or(0, |b| b + 1),
+                    p.head
+                ),
+            ));
+        }
+    }
+    r.refresh().await?;
+    s.set_progress(r.progress());
+    Ok(r)
+}
+
+/// Refreshes the reader and answers `q` (from memory: the page's reader keeps the records).
 async fn ask(s: &AppState, q: &report::Query) -> Result<Answer, ApiError> {
     let job = {
-        let mut r = s.reader.lock().await;
-        r.refresh().await?;
+        let r = fresh(s).await?;
+        if let Some(a) = r.answer_from_memory(q) {
+            return Ok(a);
+        }
         r.job(q)
     };
     Ok(job.run().await?)
 }
 
 async fn names(s: &AppState) -> Result<Arc<Names>, ApiError> {
-    let mut r = s.reader.lock().await;
-    r.refresh().await?;
-    Ok(r.names())
+    Ok(fresh(s).await?.names())
+}
+
+async fn acl(s: &AppState) -> Result<Arc<Acl>, ApiError> {
+    Ok(fresh(s).await?.acl())
 }
 
 async fn chain_client(s: &AppState) -> Client {
@@ -203,10 +239,22 @@ fn allowed<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 // ------------------------------------------------------------------ routes
 
+async fn status(State(s): St, Params(p): Params<Map>) -> Reply {
+    only(&p, &[])?;
+    let progress = s.progress();
+    let failure = s.failure.lock().ok().and_then(|f| f.clone());
+    Ok(Json(json!({
+        "head": progress.head,
+        "indexed_block": progress.indexed_block,
+        "loaded_block": progress.loaded_block,
+        "ready": progress.ready,
+        "error": failure,
+    })))
+}
+
 async fn info(State(s): St) -> Reply {
     let r = {
-        let mut r = s.reader.lock().await;
-        r.refresh().await?;
+        let r = fresh(&s).await?;
         let key = *r.index().key();
         json!({
             "chain_id": key.chain_id,
@@ -221,52 +269,119 @@ async fn info(State(s): St) -> Reply {
     Ok(Json(r))
 }
 
-/// Every topic with its members.
-async fn topic_list(c: &Client) -> Result<Vec<Value>, ApiError> {
-    let mut out = Vec::new();
-    for t in c.topics().await? {
-        out.push(topic_json(c, &t).await?);
+/// The contract's metadata of these topics (countries, fees, sensitive flag): from the cache
+/// when still fresh, else read (concurrently) and cached.
+async fn metadata(s: &AppState, topics: &[&Topic]) -> Result<Vec<TopicInfo>, ApiError> {
+    let mut cache = s.meta.lock().await;
+    let missing: Vec<(B256, u64)> = topics
+        .iter()
+        .filter(|t| cache.get(&t.id).is_none_or(|(b, _)| *b != t.changed_block))
+        .map(|t| (t.id, t.changed_block))
+        .collect();
+    if !missing.is_empty() {
+        let c = chain_client(s).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (id, changed) in missing {
+            let c = c.clone();
+            tasks.spawn(async move { (id, changed, c.topic(id).await) });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (id, changed, info) =
+                done.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            if let Some(info) = info? {
+                cache.insert(id, (changed, info));
+            }
+        }
     }
-    Ok(out)
+    Ok(topics
+        .iter()
+        .map(|t| {
+            let mut info = cache
+                .get(&t.id)
+                .map(|(_, i)| i.clone())
+                .unwrap_or(TopicInfo {
+                    id: t.id,
+                    name: String::new(),
+                    owner: t.owner,
+                    countries: Vec::new(),
+                    pub_fee: flytrap_chain::Fee::Free,
+                    sub_fee: flytrap_chain::Fee::Free,
+                    sensitive: false,
+                });
+            info.name = t.name.clone();
+            info
+        })
+        .collect())
 }
 
-async fn topic_json(c: &Client, t: &flytrap_chain::TopicInfo) -> Result<Value, ApiError> {
-    let mut publishers = c.members(t.id, Action::Publish).await?;
-    let mut subscribers = c.members(t.id, Action::Subscribe).await?;
-    publishers.sort();
-    subscribers.sort();
+fn topic_json(t: &Topic, info: &TopicInfo) -> Value {
     let fee = |f: &flytrap_chain::Fee| match f {
         flytrap_chain::Fee::Wei(w) => json!({"text": f.to_string(), "wei": w.to_string()}),
         _ => json!({"text": f.to_string(), "wei": null}),
     };
-    Ok(json!({
+    let hex = |v: &std::collections::BTreeSet<Address>| {
+        v.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>()
+    };
+    json!({
         "name": t.name,
         "id": format!("{:#x}", t.id),
         "owner": format!("{:#x}", t.owner),
-        "countries": t.countries.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-        "pub_fee": fee(&t.pub_fee),
-        "sub_fee": fee(&t.sub_fee),
-        "sensitive": t.sensitive,
-        "publishers": publishers.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>(),
-        "subscribers": subscribers.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>(),
-    }))
+        "countries": info.countries.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "pub_fee": fee(&info.pub_fee),
+        "sub_fee": fee(&info.sub_fee),
+        "sensitive": info.sensitive,
+        "publishers": hex(&t.publishers),
+        "subscribers": hex(&t.subscribers),
+    })
+}
+
+/// Does topic `t` answer the search `q` (part of its name, case-insensitive, or the exact
+/// address of its owner or of a member)?
+fn topic_matches(t: &Topic, q: &str, who: Option<&Address>) -> bool {
+    if let Some(a) = who {
+        return &t.owner == a || t.publishers.contains(a) || t.subscribers.contains(a);
+    }
+    t.name.to_lowercase().contains(q)
 }
 
 async fn topics(State(s): St, Params(p): Params<Map>) -> Reply {
-    only(&p, &[])?;
-    let c = chain_client(&s).await;
-    Ok(Json(json!({ "topics": topic_list(&c).await? })))
+    only(&p, &allowed(&["query"]))?;
+    let limit = number(&p, "limit", 50, 1_000)? as usize;
+    let offset = number(&p, "offset", 0, u64::MAX)? as usize;
+    let query = param(&p, "query").unwrap_or("").to_lowercase();
+    let who = parse_address(&query).ok();
+    let acl = acl(&s).await?;
+    let matching: Vec<&Topic> = acl
+        .topics()
+        .iter()
+        .filter(|t| query.is_empty() || topic_matches(t, &query, who.as_ref()))
+        .collect();
+    let shown: Vec<&Topic> = matching.iter().skip(offset).take(limit).copied().collect();
+    let infos = metadata(&s, &shown).await?;
+    let list: Vec<Value> = shown
+        .iter()
+        .zip(&infos)
+        .map(|(t, i)| topic_json(t, i))
+        .collect();
+    Ok(Json(json!({
+        "total": matching.len(),
+        "all": acl.len(),
+        "offset": offset,
+        "limit": limit,
+        "query": query,
+        "topics": list,
+    })))
 }
 
 async fn topic(State(s): St, Params(p): Params<Map>) -> Reply {
     only(&p, &["name"])?;
     let name = param(&p, "name").ok_or_else(|| ApiError::bad("name: which topic?"))?;
-    let c = chain_client(&s).await;
-    let t = c
-        .topic(topic_id(name))
-        .await?
+    let acl = acl(&s).await?;
+    let t = acl
+        .get(&topic_id(name))
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown topic '{name}'")))?;
-    Ok(Json(topic_json(&c, &t).await?))
+    let info = metadata(&s, &[t]).await?;
+    Ok(Json(topic_json(t, &info[0])))
 }
 
 async fn changes(State(s): St, Params(p): Params<Map>) -> Reply {
@@ -394,23 +509,33 @@ async fn client(State(s): St, Path(who): Path<String>, Params(p): Params<Map>) -
     let window = window(&p)?;
     let q = Report::Client.query(Some(who), window)?;
     let a = ask(&s, &q).await?;
+    // Its topics from the event-built list; their countries and sensitive flag in one
+    // checkBatch call (not one call per topic).
+    let acl = acl(&s).await?;
+    let mine = acl.of_address(&who);
+    let queries: Vec<flytrap_chain::Query> = mine
+        .iter()
+        .map(|t| flytrap_chain::Query {
+            topic_id: t.id,
+            who,
+            action: Action::Publish,
+        })
+        .collect();
     let c = chain_client(&s).await;
-    let mut topics = Vec::new();
-    for t in topic_list(&c).await? {
-        let me = format!("{who:#x}");
-        let has = |k: &str| t[k].as_array().is_some_and(|l| l.iter().any(|x| x == &me));
-        let (publish, subscribe, owns) = (
-            has("publishers"),
-            has("subscribers"),
-            t["owner"] == me.as_str(),
-        );
-        if publish || subscribe || owns {
-            topics.push(
-                json!({"topic": t["name"], "publish": publish, "subscribe": subscribe,
-                "owner": owns, "countries": t["countries"], "sensitive": t["sensitive"]}),
-            );
-        }
+    let mut answers = Vec::with_capacity(queries.len());
+    for chunk in queries.chunks(500) {
+        answers.extend(c.check_batch(chunk).await?);
     }
+    let topics: Vec<Value> = mine
+        .iter()
+        .zip(&answers)
+        .map(|(t, x)| {
+            json!({"topic": t.name, "publish": t.publishers.contains(&who),
+                "subscribe": t.subscribers.contains(&who), "owner": t.owner == who,
+                "countries": x.countries.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "sensitive": x.sensitive})
+        })
+        .collect();
     let mut out = page(&p, &a.records, &a.names)?;
     out["address"] = json!(format!("{who:#x}"));
     out["topics"] = json!(topics);

@@ -39,8 +39,37 @@ async function api(path, params) {
   const url = "/api/" + path + (q.toString() ? "?" + q : "");
   const r = await fetch(url);
   const body = await r.json().catch(() => ({ error: "the server's answer is not JSON" }));
+  if (r.status === 503 && /catching up/.test(body.error || "")) {
+    // The index fell behind (a long burst of blocks): show the progress, then ask again.
+    await waitIndexed();
+    return api(path, params);
+  }
   if (!r.ok) throw new Error(body.error || r.status + " " + r.statusText);
   return body;
+}
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+// Polls /api/status until the server's index has caught up with the chain, showing how far
+// it got (a long chain takes a while the first time the page's server starts).
+async function waitIndexed() {
+  const box = document.getElementById("progress");
+  for (;;) {
+    const r = await fetch("/api/status");
+    const s = await r.json().catch(() => null);
+    if (s && s.ready) break;
+    if (s) {
+      const done = s.loaded_block === null ? 0 : s.loaded_block + 1;
+      const total = Math.max(1, s.head + 1);
+      box.hidden = false;
+      box.querySelector("progress").max = total;
+      box.querySelector("progress").value = done;
+      box.querySelector("span").textContent = "Reading the chain: block " + done + " of " + total + " (" +
+        Math.floor((100 * done) / total) + " %)" + (s.error ? " — " + s.error : "");
+    }
+    await sleep(300);
+  }
+  box.hidden = true;
 }
 
 function txLink(tx) {
@@ -123,9 +152,20 @@ function shown(r, what) {
 // ------------------------------------------------------------------ views
 
 const views = {
-  async topics(main) {
-    const r = await api("topics");
-    status(r.topics.length + " topics");
+  async topics(main, p) {
+    const PAGE = 50;
+    main.append(form("topics", p, [["query", "search", "wide", "part of a name, or an address"]]));
+    const offset = Math.max(0, Number(p.get("offset")) || 0);
+    const r = await api("topics", { query: p.get("query"), offset: String(offset), limit: String(PAGE) });
+    const last = offset + r.topics.length;
+    status(r.total === 0 ? "no topics" + (r.query ? " match" : "") :
+      "topics " + (offset + 1) + "–" + last + " of " + r.total + (r.query ? " matching (" + r.all + " in all)" : ""));
+    const page = (o) => go("topics", { query: p.get("query"), offset: o ? String(o) : "" });
+    const prev = el("button", { id: "topics-prev", type: "button", disabled: offset === 0 }, "← previous");
+    const next = el("button", { id: "topics-next", type: "button", disabled: last >= r.total }, "next →");
+    prev.addEventListener("click", () => page(Math.max(0, offset - PAGE)));
+    next.addEventListener("click", () => page(offset + PAGE));
+    main.append(el("div", { class: "pager" }, prev, next));
     main.append(table("topics", ["Topic", "Owner", "Countries", "Publish fee", "Subscribe fee", "Sensitive",
       "Publishers", "Subscribers"], r.topics.map((t) => [
       el("a", { href: "#/changes?topic=" + encodeURIComponent(t.name) }, t.name),
@@ -258,6 +298,7 @@ async function render() {
   status("Loading…");
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === name);
   try {
+    await waitIndexed();
     if (!info) {
       info = await api("info");
       document.getElementById("chain").textContent = "chain " + info.chain_id + " · contract " + info.contract +
