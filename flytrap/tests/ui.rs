@@ -324,6 +324,9 @@ fn bad_input_gets_4xx_with_a_message() {
             "unknown topic 'nope'",
         ),
         ("/api/topic?name=nope".into(), 404, "unknown topic 'nope'"),
+        ("/api/topics?limit=5000".into(), 400, "limit"),
+        ("/api/topics?page=2".into(), 400, "unknown parameter 'page'"),
+        ("/api/status?x=1".into(), 400, "unknown parameter 'x'"),
         ("/api/topic".into(), 400, "which topic"),
         ("/api/changes?action=read".into(), 400, "not pub or sub"),
         ("/api/changes?change=delete".into(), 400, "change: 'delete'"),
@@ -542,6 +545,21 @@ fn a_browser_shows_every_view_as_seeded() {
         (carol.as_str(), alice.as_str())
     );
 
+    // Search and pages, answered by the server.
+    assert_eq!(v["topics_status"], "topics 1–3 of 3");
+    let search = rows(&v["topics_search"]);
+    assert_eq!(search.len(), 1, "{search:?}");
+    assert_eq!(search[0][0], "secret/vault");
+    assert_eq!(v["topics_search_status"], "topics 1–1 of 1 matching (3 in all)");
+    assert_eq!(
+        v["topics_page1"],
+        serde_json::json!(["plant/+/temp", "office/door"])
+    );
+    assert_eq!(v["topics_page2"], serde_json::json!(["secret/vault"]));
+    assert_eq!(v["topics_page2_status"], "topics 3–3 of 3");
+    assert_eq!(v["topics_next_disabled"], true);
+    assert_eq!(v["topics_back"], v["topics_page1"]);
+
     // ACL history, newest first; filtered by topic and change; every row links.
     let changes = rows(&v["changes"]);
     let words: Vec<&str> = changes.iter().map(|r| r[1].as_str()).collect();
@@ -744,5 +762,112 @@ fn a_replaced_tail_is_read_again() {
         again.refresh().await.unwrap();
         assert_eq!(again.index().entries(), r.index().entries());
         assert_eq!(again.query(&all).await.unwrap().records, fast.records);
+    });
+}
+
+#[test]
+fn topics_are_paged_and_searched_from_the_events_and_status_shows_the_progress() {
+    let s = seed();
+    let dir = tempfile::tempdir().unwrap();
+    let ui = Ui::start(&s, dir.path());
+    // The index catches up in the background; /api/status answers at once meanwhile.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (code, st) = ui.get("/api/status");
+        assert_eq!(code, 200, "{st}");
+        if st["ready"] == true || std::time::Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["ready"], true, "{status}");
+    assert_eq!(status["indexed_block"], status["head"], "{status}");
+    assert_eq!(status["loaded_block"], status["head"], "{status}");
+    assert_eq!(status["error"], Value::Null);
+
+    let names = |v: &Value| -> Vec<String> {
+        v["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (code, p1) = ui.get("/api/topics?limit=2");
+    assert_eq!(code, 200, "{p1}");
+    assert_eq!((p1["total"].as_u64(), p1["all"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(names(&p1), ["plant/+/temp", "office/door"], "creation order");
+    let (_, p2) = ui.get("/api/topics?limit=2&offset=2");
+    assert_eq!(names(&p2), ["secret/vault"]);
+    assert_eq!(p2["topics"][0]["sensitive"], true);
+    assert_eq!(p2["topics"][0]["publishers"], serde_json::json!([hex(&s.carol)]));
+    let (_, found) = ui.get("/api/topics?query=VAULT");
+    assert_eq!((names(&found), found["total"].as_u64()), (vec!["secret/vault".to_string()], Some(1)));
+    // An address finds the topics it owns or is a member of.
+    let (_, dave) = ui.get(&format!("/api/topics?query={}", hex(&s.dave)));
+    assert_eq!(names(&dave), ["plant/+/temp"]);
+    let (_, none) = ui.get("/api/topics?query=no-such-topic");
+    assert_eq!((none["total"].as_u64(), names(&none).len()), (Some(0), 0));
+    // The one-topic view agrees with the list (members from the events, countries and fees
+    // from the contract).
+    let (_, plant) = ui.get("/api/topic?name=plant/%2B/temp");
+    assert_eq!(plant, p1["topics"][0]);
+    assert_eq!(plant["countries"], serde_json::json!(["DE", "FR"]));
+}
+
+#[test]
+fn a_long_chain_is_caught_up_in_bounded_steps_and_reloaded_after_a_restart() {
+    let s = seed();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let c = Client::new(&s.anvil.url(), s.contract, None).unwrap();
+        // Empty blocks after the records: more than two steps' worth.
+        let _: Value = c
+            .provider()
+            .raw_request("anvil_mine".into(), (2 * flytrap::report::STEP_BLOCKS + 10,))
+            .await
+            .unwrap();
+        let head = c.block_number().await.unwrap();
+        let mut r = Reader::open(c.clone(), Some(dir.path())).await.unwrap();
+        r.keep_records();
+        let mut seen = Vec::new();
+        loop {
+            let p = r.step().await.unwrap();
+            seen.push(p);
+            if p.ready {
+                break;
+            }
+            assert!(seen.len() < 10, "{seen:?}");
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(
+            seen[0].indexed_block,
+            Some(flytrap::report::STEP_BLOCKS - 1)
+        );
+        assert!(!seen[0].ready && !seen[1].ready);
+        assert_eq!(seen[2].indexed_block, Some(head));
+        let all = Query {
+            kinds: u32::MAX,
+            ..Query::default()
+        };
+        let from_memory = r.query(&all).await.unwrap().records;
+        assert_eq!(from_memory, r.full_scan(&all).await.unwrap().records);
+        let acl = r.acl();
+        assert_eq!(acl.len(), 3);
+        let plant = acl.get(&topic_id("plant/+/temp")).unwrap();
+        assert!(plant.publishers.contains(&s.alice) && plant.publishers.contains(&s.dave));
+        assert!(plant.subscribers.is_empty(), "bob was revoked");
+
+        // A restart: the index is on disk, the topic list and the records are read again,
+        // from the indexed blocks that hold logs only.
+        let mut again = Reader::open(c, Some(dir.path())).await.unwrap();
+        again.keep_records();
+        let p = again.step().await.unwrap();
+        assert_eq!(p.indexed_block, Some(head));
+        assert!(!p.ready, "{p:?}");
+        again.refresh().await.unwrap();
+        assert!(again.progress().ready);
+        assert_eq!(again.query(&all).await.unwrap().records, from_memory);
+        assert_eq!(again.acl().topics(), acl.topics());
     });
 }

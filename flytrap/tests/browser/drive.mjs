@@ -70,6 +70,27 @@ try {
   out.chain = await text("#chain");
   out.topics = await rows("topics");
   await shot("1-topics");
+  out.topics_status = await text("#status");
+  // Search (server-side) and pages of 2 (the page size is a hash parameter).
+  await submit("topics", { query: "VAULT" });
+  out.topics_search = await rows("topics");
+  out.topics_search_status = await text("#status");
+  await shot("1b-topics-search");
+  await unready();
+  await page.goto(url + "#/topics?limit=2");
+  await ready("topics");
+  out.topics_page1 = (await rows("topics")).map((r) => r[0]);
+  await unready();
+  await page.click("#topics-next");
+  await ready("topics");
+  out.topics_page2 = (await rows("topics")).map((r) => r[0]);
+  out.topics_page2_status = await text("#status");
+  out.topics_next_disabled = await page.$eval("#topics-next", (b) => b.disabled);
+  await unready();
+  await page.click("#topics-prev");
+  await ready("topics");
+  out.topics_back = (await rows("topics")).map((r) => r[0]);
+  await shot("1c-topics-page");
 
   await nav("changes");
   out.changes = await rows("changes");

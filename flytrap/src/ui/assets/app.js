@@ -153,14 +153,14 @@ function shown(r, what) {
 
 const views = {
   async topics(main, p) {
-    const PAGE = 50;
+    const PAGE = Math.min(1000, Math.max(1, Number(p.get("limit")) || 50));
     main.append(form("topics", p, [["query", "search", "wide", "part of a name, or an address"]]));
     const offset = Math.max(0, Number(p.get("offset")) || 0);
     const r = await api("topics", { query: p.get("query"), offset: String(offset), limit: String(PAGE) });
     const last = offset + r.topics.length;
     status(r.total === 0 ? "no topics" + (r.query ? " match" : "") :
       "topics " + (offset + 1) + "–" + last + " of " + r.total + (r.query ? " matching (" + r.all + " in all)" : ""));
-    const page = (o) => go("topics", { query: p.get("query"), offset: o ? String(o) : "" });
+    const page = (o) => go("topics", { query: p.get("query"), offset: o ? String(o) : "", limit: p.get("limit") });
     const prev = el("button", { id: "topics-prev", type: "button", disabled: offset === 0 }, "← previous");
     const next = el("button", { id: "topics-next", type: "button", disabled: last >= r.total }, "next →");
     prev.addEventListener("click", () => page(Math.max(0, offset - PAGE)));
