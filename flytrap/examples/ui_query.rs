@@ -81,11 +81,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Sends the transactions with consecutive nonces without waiting for each, 256 at a time
-/// (each window's last receipt awaited before the next: the node's pool stays small).
+/// Sends the transactions with consecutive nonces without waiting for each, `window` at a
+/// time into one block (automine off, `evm_mine` after each window; `window` × gas limit
+/// must fit anvil's 30 M block gas limit): thousands of transactions in tens of blocks.
 async fn send_pipelined(
     op: &Client,
     calls: Vec<flytrap_chain::alloy::rpc::types::TransactionRequest>,
+    window: usize,
 ) -> anyhow::Result<()> {
     use flytrap_chain::alloy::network::TransactionBuilder;
     let sender = op.sender().ok_or_else(|| anyhow::anyhow!("no key"))?;
@@ -95,7 +97,10 @@ async fn send_pipelined(
         .get_transaction_count(sender)
         .pending()
         .await?;
-    for window in calls.chunks(256) {
+    op.provider()
+        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
+        .await?;
+    for window in calls.chunks(window) {
         let mut last = None;
         for tx in window {
             let tx = tx
@@ -109,14 +114,19 @@ async fn send_pipelined(
         }
         if let Some(h) = last {
             loop {
+                op.provider()
+                    .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+                    .await?;
                 if let Some(r) = op.provider().get_transaction_receipt(h).await? {
                     anyhow::ensure!(r.status(), "seeding transaction {h} reverted");
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
+    op.provider()
+        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (true,))
+        .await?;
     Ok(())
 }
 
@@ -164,18 +174,14 @@ fn main() -> anyhow::Result<()> {
                         String::new(),
                     )
                     .into_transaction_request()
-                    .with_gas_limit(150_000),
+                    .with_gas_limit(100_000),
             );
         }
-        send_pipelined(&op, calls).await?;
+        send_pipelined(&op, calls, 250).await?;
         let topics_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut calls = Vec::new();
-        for (i, chunk) in (1..=n_grants)
-            .collect::<Vec<_>>()
-            .chunks(100)
-            .enumerate()
-        {
+        for (i, chunk) in (1..=n_grants).collect::<Vec<_>>().chunks(100).enumerate() {
             let who: Vec<Address> = chunk.iter().map(|&k| member(k)).collect();
             calls.push(
                 op.instance()
@@ -186,10 +192,10 @@ fn main() -> anyhow::Result<()> {
                         "fleet".into(),
                     )
                     .into_transaction_request()
-                    .with_gas_limit(4_000_000),
+                    .with_gas_limit(3_000_000),
             );
         }
-        send_pipelined(&op, calls).await?;
+        send_pipelined(&op, calls, 9).await?;
         eprintln!(
             "seeded {n_topics} topics in {topics_s:.1}s, {n_grants} grants in {:.1}s",
             t.elapsed().as_secs_f64()
@@ -353,7 +359,10 @@ fn main() -> anyhow::Result<()> {
         ),
         (
             "`/api/topics`, last page",
-            format!("/api/topics?limit=50&offset={}", n_topics.saturating_sub(50)),
+            format!(
+                "/api/topics?limit=50&offset={}",
+                n_topics.saturating_sub(50)
+            ),
         ),
         (
             "`/api/topics?query=…` (search by name part)",

@@ -537,6 +537,7 @@ pub struct Reader {
     /// Last block whose logs are applied to `names`, `acl` and `records`.
     loaded: Option<u64>,
     progress: Progress,
+    step_blocks: u64,
 }
 
 impl Reader {
@@ -564,6 +565,7 @@ impl Reader {
             records: None,
             loaded: None,
             progress: Progress::default(),
+            step_blocks: STEP_BLOCKS,
         })
     }
 
@@ -574,6 +576,11 @@ impl Reader {
             self.records = Some(Arc::new(Vec::new()));
             self.reset_loaded();
         }
+    }
+
+    /// Blocks per [`step`](Self::step) (default [`STEP_BLOCKS`]; at least 1).
+    pub fn set_step_blocks(&mut self, n: u64) {
+        self.step_blocks = n.max(1);
     }
 
     /// The client.
@@ -655,7 +662,7 @@ impl Reader {
             // Restart: the index is ahead of what is loaded; read its blocks again.
             let end = tip
                 .unwrap_or_default()
-                .min(next.saturating_add(STEP_BLOCKS - 1));
+                .min(next.saturating_add(self.step_blocks - 1));
             let kinds = self.state_kinds();
             let ranges: Vec<(u64, u64)> = self
                 .plan(&Query {
@@ -674,7 +681,7 @@ impl Reader {
             }
             self.loaded = Some(end);
         } else if next <= head {
-            let end = head.min(next.saturating_add(STEP_BLOCKS - 1));
+            let end = head.min(next.saturating_add(self.step_blocks - 1));
             let raw = logs::fetch(&c, next, end, None).await?;
             let mut times = logs::BlockTimes::default();
             let mut entries: Vec<Entry> = Vec::new();

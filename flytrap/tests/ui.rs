@@ -550,7 +550,10 @@ fn a_browser_shows_every_view_as_seeded() {
     let search = rows(&v["topics_search"]);
     assert_eq!(search.len(), 1, "{search:?}");
     assert_eq!(search[0][0], "secret/vault");
-    assert_eq!(v["topics_search_status"], "topics 1–1 of 1 matching (3 in all)");
+    assert_eq!(
+        v["topics_search_status"],
+        "topics 1–1 of 1 matching (3 in all)"
+    );
     assert_eq!(
         v["topics_page1"],
         serde_json::json!(["plant/+/temp", "office/door"])
@@ -698,7 +701,7 @@ fn a_browser_shows_every_view_as_seeded() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    assert_eq!(shots.len(), 7);
+    assert_eq!(shots.len(), 9);
     for p in &shots {
         assert!(std::fs::metadata(p).unwrap().len() > 1000, "{p}");
     }
@@ -795,14 +798,27 @@ fn topics_are_paged_and_searched_from_the_events_and_status_shows_the_progress()
     };
     let (code, p1) = ui.get("/api/topics?limit=2");
     assert_eq!(code, 200, "{p1}");
-    assert_eq!((p1["total"].as_u64(), p1["all"].as_u64()), (Some(3), Some(3)));
-    assert_eq!(names(&p1), ["plant/+/temp", "office/door"], "creation order");
+    assert_eq!(
+        (p1["total"].as_u64(), p1["all"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(
+        names(&p1),
+        ["plant/+/temp", "office/door"],
+        "creation order"
+    );
     let (_, p2) = ui.get("/api/topics?limit=2&offset=2");
     assert_eq!(names(&p2), ["secret/vault"]);
     assert_eq!(p2["topics"][0]["sensitive"], true);
-    assert_eq!(p2["topics"][0]["publishers"], serde_json::json!([hex(&s.carol)]));
+    assert_eq!(
+        p2["topics"][0]["publishers"],
+        serde_json::json!([hex(&s.carol)])
+    );
     let (_, found) = ui.get("/api/topics?query=VAULT");
-    assert_eq!((names(&found), found["total"].as_u64()), (vec!["secret/vault".to_string()], Some(1)));
+    assert_eq!(
+        (names(&found), found["total"].as_u64()),
+        (vec!["secret/vault".to_string()], Some(1))
+    );
     // An address finds the topics it owns or is a member of.
     let (_, dave) = ui.get(&format!("/api/topics?query={}", hex(&s.dave)));
     assert_eq!(names(&dave), ["plant/+/temp"]);
@@ -817,18 +833,22 @@ fn topics_are_paged_and_searched_from_the_events_and_status_shows_the_progress()
 
 #[test]
 fn a_long_chain_is_caught_up_in_bounded_steps_and_reloaded_after_a_restart() {
+    use flytrap_chain::alloy::providers::Provider as _;
     let s = seed();
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let c = Client::new(&s.anvil.url(), s.contract, None).unwrap();
-        // Empty blocks after the records: more than two steps' worth.
+        // Steps of 8 blocks over the seeded chain and 10 empty blocks after it.
         let _: Value = c
             .provider()
-            .raw_request("anvil_mine".into(), (2 * flytrap::report::STEP_BLOCKS + 10,))
+            .raw_request("anvil_mine".into(), (10,))
             .await
             .unwrap();
         let head = c.block_number().await.unwrap();
+        const STEP: u64 = 8;
+        let steps = (head + 1).div_ceil(STEP) as usize;
         let mut r = Reader::open(c.clone(), Some(dir.path())).await.unwrap();
+        r.set_step_blocks(STEP);
         r.keep_records();
         let mut seen = Vec::new();
         loop {
@@ -837,15 +857,17 @@ fn a_long_chain_is_caught_up_in_bounded_steps_and_reloaded_after_a_restart() {
             if p.ready {
                 break;
             }
-            assert!(seen.len() < 10, "{seen:?}");
+            assert!(seen.len() <= steps, "{seen:?}");
         }
-        assert_eq!(seen.len(), 3, "{seen:?}");
-        assert_eq!(
-            seen[0].indexed_block,
-            Some(flytrap::report::STEP_BLOCKS - 1)
-        );
-        assert!(!seen[0].ready && !seen[1].ready);
-        assert_eq!(seen[2].indexed_block, Some(head));
+        assert!(steps >= 3, "{head}");
+        assert_eq!(seen.len(), steps, "{seen:?}");
+        for (i, p) in seen.iter().enumerate() {
+            let end = (i as u64 + 1) * STEP - 1;
+            assert_eq!(p.indexed_block, Some(end.min(head)), "{seen:?}");
+            assert_eq!(p.loaded_block, p.indexed_block);
+            assert_eq!(p.head, head);
+            assert_eq!(p.ready, i + 1 == steps);
+        }
         let all = Query {
             kinds: u32::MAX,
             ..Query::default()
@@ -861,9 +883,11 @@ fn a_long_chain_is_caught_up_in_bounded_steps_and_reloaded_after_a_restart() {
         // A restart: the index is on disk, the topic list and the records are read again,
         // from the indexed blocks that hold logs only.
         let mut again = Reader::open(c, Some(dir.path())).await.unwrap();
+        again.set_step_blocks(STEP);
         again.keep_records();
         let p = again.step().await.unwrap();
         assert_eq!(p.indexed_block, Some(head));
+        assert_eq!(p.loaded_block, Some(STEP - 1));
         assert!(!p.ready, "{p:?}");
         again.refresh().await.unwrap();
         assert!(again.progress().ready);
