@@ -330,7 +330,11 @@ Request ID: sensor-1%2Fa%20b";
         }
     }
 
-    fn connect<'a>(raw: &'a mut Vec<u8>, props: &[Property<'_>], client_id: &'a str) -> Connect<'a> {
+    fn connect<'a>(
+        raw: &'a mut Vec<u8>,
+        props: &[Property<'_>],
+        client_id: &'a str,
+    ) -> Connect<'a> {
         encode_properties(props, raw);
         Connect {
             version: Version::V5,

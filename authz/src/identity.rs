@@ -135,7 +135,11 @@ pub fn checksum_hex(address: &Address) -> String {
     s.push_str("0x");
     for (i, c) in lower[2..].chars().enumerate() {
         let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
-        s.push(if nibble >= 8 { c.to_ascii_uppercase() } else { c });
+        s.push(if nibble >= 8 {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        });
     }
     s
 }

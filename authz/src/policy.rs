@@ -417,7 +417,11 @@ impl Authorizer for ChainAuthorizer {
             Ok(identity) => self.signed_in(ip, Address::from(identity.address), connect),
             Err(e) => {
                 tracing::debug!(%ip, error = %e, "AUTH answer refused");
-                self.refused(ip, e.reason_code(), Some(Address::from(challenge.address())))
+                self.refused(
+                    ip,
+                    e.reason_code(),
+                    Some(Address::from(challenge.address())),
+                )
             }
         }
     }

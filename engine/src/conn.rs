@@ -146,7 +146,12 @@ async fn establish<A: Authorizer>(
         _ => None,
     });
     let authenticated = match method {
-        None => shard.authz.connect(info, &connect).resolve().await.map_err(Some),
+        None => shard
+            .authz
+            .connect(info, &connect)
+            .resolve()
+            .await
+            .map_err(Some),
         Some(method) => {
             let exchange = AuthExchange {
                 shard,
