@@ -57,6 +57,15 @@ if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r tests/requirements.txt
 fi
 
+# The challenge-scheme example (examples/siwe_paho.py, run by the tests): paho-mqtt and
+# eth-account, pinned.
+if ! python3 -c 'import paho.mqtt, eth_account' 2>/dev/null; then
+  say "pip install -r examples/requirements.txt"
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  python3 -m pip install --quiet --disable-pip-version-check -r examples/requirements.txt 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r examples/requirements.txt
+fi
+
 # The contract tool chain (solc-js, anvil), exactly as locked.
 if [ -f contracts/package-lock.json ]; then
   stamp=contracts/node_modules/.flytrap-lock

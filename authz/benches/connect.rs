@@ -2,14 +2,19 @@
 //! whole check FlyTrap does (parse the user properties, build the message, keccak, recover,
 //! compare). Target: the whole check at ≥ 80 % of the raw recovery rate.
 //!
+//! The challenge scheme beside it: the proxy's CPU for one sign-in is the CONNECT's decode and
+//! challenge (nonce, SIWE message, its hash) plus the AUTH answer's decode and recovery.
+//!
 //! `cargo bench -p flytrap-authz --bench connect`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use flytrap_authz::challenge::{Challenge, ChallengeConfig, METHOD};
 use flytrap_authz::identity::{Verifier, parse_signature, personal_sign_hash};
 use flytrap_proto::{
-    Connect, Packet, Properties, Property, PropertyContext, Version, encode_properties,
+    Auth, Connect, Packet, Properties, Property, PropertyContext, ReasonCode, Version,
+    encode_properties,
 };
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use secp256k1::{Message, Secp256k1};
@@ -64,6 +69,94 @@ fn bench(c: &mut Criterion) {
                 unreachable!()
             };
             verifier.verify(&c, 1_700_000_000).unwrap()
+        })
+    });
+
+    // The challenge scheme: a CONNECT with the method and address, an AUTH with the answer.
+    let key = secp256k1::SecretKey::from_byte_array([0x42; 32]).unwrap();
+    let signer = Secp256k1::signing_only();
+    let public = secp256k1::PublicKey::from_secret_key(&signer, &key).serialize_uncompressed();
+    let address = format!(
+        "0x{}",
+        hex::encode(&flytrap_authz::identity::keccak256(&public[1..])[12..])
+    );
+    let mut raw = Vec::new();
+    encode_properties(
+        &[
+            Property::AuthenticationMethod(METHOD),
+            Property::AuthenticationData(address.as_bytes()),
+        ],
+        &mut raw,
+    );
+    let mut hello = Vec::new();
+    Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 60,
+        properties: Properties::parse_raw(&raw, PropertyContext::Connect).unwrap(),
+        client_id: "sensor-1",
+        will: None,
+        username: None,
+        password: None,
+    }
+    .encode(&mut hello);
+    let config = ChallengeConfig {
+        domain: "flytrap.example".into(),
+        chain_id: 31337,
+        ttl_s: 30,
+    };
+    let begin = |nonce: [u8; 16]| {
+        let Ok(Packet::Connect(c)) = Packet::decode(&hello, Version::V5) else {
+            unreachable!()
+        };
+        Challenge::begin(&config, &c, nonce, 1_700_000_000).unwrap()
+    };
+    let (challenge, message) = begin([7; 16]);
+    let digest = personal_sign_hash(message.as_bytes());
+    let (id, rs) = signer
+        .sign_ecdsa_recoverable(Message::from_digest(digest), &key)
+        .serialize_compact();
+    let mut signature = rs.to_vec();
+    signature.push(27 + i32::from(id) as u8);
+    let answer_hex = format!("0x{}", hex::encode(&signature));
+    let mut raw = Vec::new();
+    encode_properties(
+        &[
+            Property::AuthenticationMethod(METHOD),
+            Property::AuthenticationData(answer_hex.as_bytes()),
+        ],
+        &mut raw,
+    );
+    let mut answer = Vec::new();
+    Auth {
+        reason: ReasonCode::CONTINUE_AUTHENTICATION,
+        properties: Properties::parse_raw(&raw, PropertyContext::Auth).unwrap(),
+    }
+    .encode(&mut answer);
+    let finish = |challenge: Challenge| {
+        let Ok(Packet::Auth(a)) = Packet::decode(black_box(&answer), Version::V5) else {
+            unreachable!()
+        };
+        let data = a
+            .properties
+            .iter()
+            .find_map(|p| match p {
+                Property::AuthenticationData(d) => Some(d),
+                _ => None,
+            })
+            .unwrap();
+        challenge.finish(&verifier, data, 1_700_000_001).unwrap()
+    };
+    g.bench_function("challenge: decode CONNECT + nonce + SIWE message", |b| {
+        b.iter(|| begin(black_box(rand::random())))
+    });
+    g.bench_function("challenge: decode AUTH + recover", |b| {
+        b.iter(|| finish(black_box(challenge)))
+    });
+    g.bench_function("challenge: whole sign-in (the two above)", |b| {
+        b.iter(|| {
+            let (c, _) = begin([7; 16]);
+            finish(black_box(c))
         })
     });
     g.finish();

@@ -127,6 +127,23 @@ pub fn lower_hex(address: &Address) -> String {
     s
 }
 
+/// `0x` + hex with the EIP-55 checksum (mixed case), as wallets show an address.
+pub fn checksum_hex(address: &Address) -> String {
+    let lower = lower_hex(address);
+    let hash = keccak256(&lower.as_bytes()[2..]);
+    let mut s = String::with_capacity(42);
+    s.push_str("0x");
+    for (i, c) in lower[2..].chars().enumerate() {
+        let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
+        s.push(if nibble >= 8 {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        });
+    }
+    s
+}
+
 /// Parses `0x` + 130 hex digits, r ‖ s ‖ v with v in {27, 28} or {0, 1}; v becomes 0/1.
 pub fn parse_signature(s: &str) -> Result<[u8; 65], IdentityError> {
     let mut sig: [u8; 65] = parse_hex(s).ok_or(IdentityError::MalformedSignature)?;
@@ -273,6 +290,11 @@ mod tests {
         ] {
             assert!(parse_address(good).is_ok(), "{good}");
         }
+        let a = parse_address("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap();
+        assert_eq!(
+            checksum_hex(&a),
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        );
         assert_eq!(
             parse_address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"),
             Err(IdentityError::BadChecksum)

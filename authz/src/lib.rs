@@ -4,6 +4,8 @@
 //! - [`identity`]: the signed CONNECT — EIP-191 signatures recovered with libsecp256k1,
 //!   keccak-256 from `keccak-asm`, run on the shard that owns the connection;
 //! - [`replay`]: each timestamped signature is accepted once inside its window;
+//! - [`challenge`]: the challenge scheme (MQTT 5 AUTH, a Sign-In with Ethereum message over a
+//!   per-connection nonce), sans-IO;
 //! - [`cache`]: each shard's permission cache (bounded, TTL, short-lived denials, stale grants
 //!   allowed while the node is down), invalidated by the chain's ACL events;
 //! - [`bans`]: failures per IP, bans checked at accept, written to the chain in batches;
@@ -19,6 +21,7 @@
 
 pub mod bans;
 pub mod cache;
+pub mod challenge;
 pub mod geo;
 pub mod identity;
 pub mod policy;

@@ -19,6 +19,7 @@ use flytrap_proto::{Connect, ReasonCode, topic};
 
 use crate::bans::{BanList, BanPolicy};
 use crate::cache::{CacheConfig, Lookup, PermCache};
+use crate::challenge::{Challenge, ChallengeConfig};
 use crate::geo::Geo;
 use crate::identity::Verifier;
 use crate::replay::ReplayCache;
@@ -34,12 +35,18 @@ pub enum Unregistered {
 }
 
 /// Settings of the authorisation plane.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuthzConfig {
     /// `auth.allow_static`.
     pub allow_static: bool,
     /// `auth.max_clock_skew_s`.
     pub max_clock_skew_s: u64,
+    /// `auth.require_challenge`: only the challenge scheme signs in; signed CONNECTs
+    /// (timestamped or static) get 0x8C Bad authentication method.
+    pub require_challenge: bool,
+    /// The challenge scheme's settings (`auth.challenge_domain`, `auth.challenge_ttl_s`, the
+    /// chain id).
+    pub challenge: ChallengeConfig,
     /// `authz.unregistered`.
     pub unregistered: Unregistered,
     /// `[cache]`.
@@ -332,6 +339,7 @@ type PendingAnswer = Pin<Box<dyn std::future::Future<Output = Option<Rc<Answer>>
 
 impl Authorizer for ChainAuthorizer {
     type Session = Session;
+    type Challenge = Challenge;
 
     fn admit(&self, ip: IpAddr) -> Result<(), ReasonCode> {
         if self.shared.bans.is_banned(ip, Instant::now()) {
@@ -348,24 +356,20 @@ impl Authorizer for ChainAuthorizer {
     ) -> Check<Result<Session, ReasonCode>> {
         let ip = info.peer.ip();
         let now = unix_now();
-        let refuse = |code: ReasonCode, client: Option<Address>| {
-            self.shared.failure(ip);
-            self.shared.audit(AuditRecord::ConnectFailed {
-                ip,
-                client,
-                reason: code.0,
-                time: now,
-            });
-            Check::Ready(Err(code))
+        let claimed = || {
+            crate::identity::credentials(connect)
+                .ok()
+                .map(|c| Address::from(c.address))
         };
+        if self.shared.config.require_challenge {
+            tracing::debug!(%ip, "signed CONNECT refused: auth.require_challenge");
+            return self.refused(ip, ReasonCode::BAD_AUTHENTICATION_METHOD, claimed());
+        }
         let identity = match self.verifier.verify(connect, now) {
             Ok(id) => id,
             Err(e) => {
                 tracing::debug!(%ip, error = %e, "CONNECT refused");
-                let claimed = crate::identity::credentials(connect)
-                    .ok()
-                    .map(|c| Address::from(c.address));
-                return refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD, claimed);
+                return self.refused(ip, ReasonCode::BAD_USER_NAME_OR_PASSWORD, claimed());
             }
         };
         let address = Address::from(identity.address);
@@ -376,27 +380,49 @@ impl Authorizer for ChainAuthorizer {
                 .first_use(&identity.message_hash, ts, now)
         {
             tracing::debug!(%ip, "replayed CONNECT");
-            return refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD, Some(address));
+            return self.refused(ip, ReasonCode::BAD_USER_NAME_OR_PASSWORD, Some(address));
         }
-        let session = Session {
-            address,
-            ip,
-            country: self.shared.geo.as_ref().and_then(|g| g.country(ip)),
-            subscriptions: Rc::new(RefCell::new(Vec::new())),
-        };
-        // The will message is a publish to the will topic, checked now.
-        let Some(will) = connect.will else {
-            return Check::Ready(Ok(session));
-        };
-        match self.check(session.who(), will.topic, Use::Publish) {
-            Check::Ready(Verdict::Allow) => Check::Ready(Ok(session)),
-            Check::Ready(Verdict::Deny(_)) => Check::Ready(Err(ReasonCode::NOT_AUTHORIZED)),
-            Check::Pending(f) => Check::Pending(Box::pin(async move {
-                match f.await {
-                    Verdict::Allow => Ok(session),
-                    Verdict::Deny(_) => Err(ReasonCode::NOT_AUTHORIZED),
-                }
-            })),
+        self.signed_in(ip, address, connect)
+    }
+
+    fn challenge(
+        &self,
+        info: &ConnectInfo,
+        connect: &Connect<'_>,
+    ) -> Result<(Challenge, Vec<u8>), ReasonCode> {
+        let ip = info.peer.ip();
+        // A fresh nonce per connection from the thread's CSPRNG: nothing to share or remember
+        // beyond this connection.
+        let nonce: [u8; 16] = rand::random();
+        match Challenge::begin(&self.shared.config.challenge, connect, nonce, unix_now()) {
+            Ok((challenge, message)) => Ok((challenge, message.into_bytes())),
+            Err(e) => {
+                tracing::debug!(%ip, error = %e, "AUTH exchange refused");
+                let code = e.reason_code();
+                let _ = self.refused(ip, code, None);
+                Err(code)
+            }
+        }
+    }
+
+    fn answer(
+        &self,
+        info: &ConnectInfo,
+        connect: &Connect<'_>,
+        challenge: Challenge,
+        data: &[u8],
+    ) -> Check<Result<Session, ReasonCode>> {
+        let ip = info.peer.ip();
+        match challenge.finish(&self.verifier, data, unix_now()) {
+            Ok(identity) => self.signed_in(ip, Address::from(identity.address), connect),
+            Err(e) => {
+                tracing::debug!(%ip, error = %e, "AUTH answer refused");
+                self.refused(
+                    ip,
+                    e.reason_code(),
+                    Some(Address::from(challenge.address())),
+                )
+            }
         }
     }
 
@@ -482,6 +508,52 @@ impl Authorizer for ChainAuthorizer {
 }
 
 impl ChainAuthorizer {
+    /// A refused sign-in: counted towards a ban and recorded on the chain.
+    fn refused(
+        &self,
+        ip: IpAddr,
+        code: ReasonCode,
+        client: Option<Address>,
+    ) -> Check<Result<Session, ReasonCode>> {
+        self.shared.failure(ip);
+        self.shared.audit(AuditRecord::ConnectFailed {
+            ip,
+            client,
+            reason: code.0,
+            time: unix_now(),
+        });
+        Check::Ready(Err(code))
+    }
+
+    /// A proven address: its session, once the will topic (a publish) is allowed.
+    fn signed_in(
+        &self,
+        ip: IpAddr,
+        address: Address,
+        connect: &Connect<'_>,
+    ) -> Check<Result<Session, ReasonCode>> {
+        let session = Session {
+            address,
+            ip,
+            country: self.shared.geo.as_ref().and_then(|g| g.country(ip)),
+            subscriptions: Rc::new(RefCell::new(Vec::new())),
+        };
+        // The will message is a publish to the will topic, checked now.
+        let Some(will) = connect.will else {
+            return Check::Ready(Ok(session));
+        };
+        match self.check(session.who(), will.topic, Use::Publish) {
+            Check::Ready(Verdict::Allow) => Check::Ready(Ok(session)),
+            Check::Ready(Verdict::Deny(_)) => Check::Ready(Err(ReasonCode::NOT_AUTHORIZED)),
+            Check::Pending(f) => Check::Pending(Box::pin(async move {
+                match f.await {
+                    Verdict::Allow => Ok(session),
+                    Verdict::Deny(_) => Err(ReasonCode::NOT_AUTHORIZED),
+                }
+            })),
+        }
+    }
+
     fn clone_for_pending(&self) -> ChainAuthorizer {
         ChainAuthorizer {
             shared: self.shared.clone(),

@@ -83,7 +83,9 @@ impl Credentials {
     }
 }
 
-fn sign(signer: &PrivateKeySigner, message: &str) -> Result<[u8; 65], Error> {
+/// EIP-191 `personal_sign` of `message`: r ‖ s ‖ v with v ∈ {27, 28} (the challenge scheme
+/// signs the proxy's Sign-In with Ethereum message with it).
+pub fn sign(signer: &PrivateKeySigner, message: &str) -> Result<[u8; 65], Error> {
     let sig = signer
         .sign_message_sync(message.as_bytes())
         .map_err(|e| Error::InvalidInput(format!("cannot sign: {e}")))?;

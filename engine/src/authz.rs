@@ -63,6 +63,10 @@ pub trait Authorizer: 'static {
     /// Per-connection state created by a successful [`Authorizer::connect`].
     type Session: 'static;
 
+    /// What an implementation keeps between the challenge it sends in AUTH and the client's
+    /// answer (MQTT 5 enhanced authentication); `()` for one that offers none.
+    type Challenge: 'static;
+
     /// May a connection from `ip` be accepted at all? Asked at accept, after the PROXY header
     /// and before any TLS handshake (bans). Refused TLS clients are closed; plain TCP clients
     /// get a CONNACK with the reason.
@@ -78,6 +82,31 @@ pub trait Authorizer: 'static {
         info: &ConnectInfo,
         connect: &Connect<'_>,
     ) -> Check<Result<Self::Session, ReasonCode>>;
+
+    /// A 5.0 CONNECT with an Authentication Method: the challenge to send (the Authentication
+    /// Data of an AUTH 0x18) and the state to keep until the answer, or the CONNACK reason.
+    /// The default speaks no method: 0x8C Bad authentication method.
+    fn challenge(
+        &self,
+        info: &ConnectInfo,
+        connect: &Connect<'_>,
+    ) -> Result<(Self::Challenge, Vec<u8>), ReasonCode> {
+        let _ = (info, connect);
+        Err(ReasonCode::BAD_AUTHENTICATION_METHOD)
+    }
+
+    /// The client's answer to a [`Authorizer::challenge`] (the Authentication Data of its AUTH
+    /// 0x18). Then as [`Authorizer::connect`]: the session, or the CONNACK reason.
+    fn answer(
+        &self,
+        info: &ConnectInfo,
+        connect: &Connect<'_>,
+        challenge: Self::Challenge,
+        data: &[u8],
+    ) -> Check<Result<Self::Session, ReasonCode>> {
+        let _ = (info, connect, challenge, data);
+        Check::Ready(Err(ReasonCode::BAD_AUTHENTICATION_METHOD))
+    }
 
     /// May the client publish to `topic` (aliases already resolved)?
     fn publish(&self, session: &Self::Session, topic: &str) -> Check<Verdict>;
@@ -95,6 +124,7 @@ pub struct AllowAll;
 
 impl Authorizer for AllowAll {
     type Session = ();
+    type Challenge = ();
 
     fn connect(&self, _: &ConnectInfo, _: &Connect<'_>) -> Check<Result<(), ReasonCode>> {
         Check::Ready(Ok(()))

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use flytrap_proto::{
-    ConnAck, ConnectRewrite, Framer, Packet, Property, ReasonCode, Version, rewrite_connect,
+    Auth, ConnAck, Connect, ConnectRewrite, Framer, Packet, PacketType, Properties, Property,
+    PropertyContext, ReasonCode, Version, encode_properties, rewrite_connect,
 };
 use futures_lite::future;
 
@@ -138,12 +139,39 @@ async fn establish<A: Authorizer>(
     metrics.packet_in(flytrap_proto::PacketType::Connect);
     let version = connect.version;
 
-    // 2. Authentication (and the will topic).
-    let session = match shard.authz.connect(info, &connect).resolve().await {
+    // 2. Authentication (and the will topic): the signed CONNECT, or an AUTH exchange (MQTT 5
+    //    enhanced authentication) answered within connect_timeout of the accept.
+    let method = connect.properties.iter().find_map(|p| match p {
+        Property::AuthenticationMethod(m) => Some(m),
+        _ => None,
+    });
+    let authenticated = match method {
+        None => shard
+            .authz
+            .connect(info, &connect)
+            .resolve()
+            .await
+            .map_err(Some),
+        Some(method) => {
+            let exchange = AuthExchange {
+                shard,
+                info,
+                connect: &connect,
+                method,
+                deadline: accepted_at + shard.config.connect_timeout,
+            };
+            exchange.run(&mut rd, &client, &mut buf, framer).await
+        }
+    };
+    let session = match authenticated {
         Ok(s) => s,
-        Err(reason) => {
+        Err(Some(reason)) => {
             metrics.inc(|m| &m.connect_denied);
             refuse(&client, version, reason).await;
+            return None;
+        }
+        Err(None) => {
+            client.close().await;
             return None;
         }
     };
@@ -229,6 +257,96 @@ async fn establish<A: Authorizer>(
         client_alias_maximum,
         keep_alive,
     })
+}
+
+/// Step 2 for a CONNECT with an Authentication Method: one challenge, one answer.
+struct AuthExchange<'a, 'c, A: Authorizer> {
+    shard: &'a ShardCtx<A>,
+    info: &'a ConnectInfo,
+    connect: &'a Connect<'c>,
+    method: &'a str,
+    /// The answer must be in by then (connect_timeout after the accept).
+    deadline: Instant,
+}
+
+impl<A: Authorizer> AuthExchange<'_, '_, A> {
+    /// Sends AUTH 0x18 with the authoriser's challenge and hands it the client's AUTH 0x18
+    /// answer. `Err(Some(reason))`: refuse with a CONNACK; `Err(None)`: just close (silence
+    /// past the deadline, EOF, or the client's DISCONNECT).
+    async fn run(
+        self,
+        rd: &mut Reader<ClientStream>,
+        client: &Writer<ClientStream>,
+        buf: &mut BytesMut,
+        framer: Framer,
+    ) -> Result<A::Session, Option<ReasonCode>> {
+        let metrics = &self.shard.metrics;
+        let (state, challenge) = self
+            .shard
+            .authz
+            .challenge(self.info, self.connect)
+            .map_err(Some)?;
+        let mut raw = Vec::with_capacity(challenge.len() + self.method.len() + 8);
+        encode_properties(
+            &[
+                Property::AuthenticationMethod(self.method),
+                Property::AuthenticationData(&challenge),
+            ],
+            &mut raw,
+        );
+        let properties = Properties::parse_raw(&raw, PropertyContext::Auth)
+            .map_err(|_| Some(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR))?;
+        let auth = Auth {
+            reason: ReasonCode::CONTINUE_AUTHENTICATION,
+            properties,
+        };
+        let mut out = BytesMut::with_capacity(auth.encoded_len());
+        auth.encode(&mut out);
+        client.send(&out).await.map_err(|_| None)?;
+
+        let wait = self.deadline.saturating_duration_since(Instant::now());
+        let read = read_frame(rd, buf, framer);
+        let frame = match glommio::timer::timeout(wait, async { Ok(read.await) }).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(Some(e))) => {
+                metrics.inc(|m| &m.malformed);
+                return Err(Some(e.reason_code()));
+            }
+            Ok(Err(None)) => return Err(None),
+            Err(_) => {
+                metrics.inc(|m| &m.connect_timeout);
+                return Err(None);
+            }
+        };
+        let answer = match Packet::decode(&frame, Version::V5) {
+            Ok(Packet::Auth(a)) => a,
+            Ok(Packet::Disconnect(_)) => return Err(None),
+            Ok(_) => return Err(Some(ReasonCode::PROTOCOL_ERROR)),
+            Err(e) => {
+                metrics.inc(|m| &m.malformed);
+                return Err(Some(e.reason_code()));
+            }
+        };
+        metrics.packet_in(PacketType::Auth);
+        let (mut method, mut data) = (None, None);
+        for p in answer.properties.iter() {
+            match p {
+                Property::AuthenticationMethod(m) => method = Some(m),
+                Property::AuthenticationData(d) => data = Some(d),
+                _ => {}
+            }
+        }
+        // The answer continues the CONNECT's method (MQTT-4.12.0-5).
+        if answer.reason != ReasonCode::CONTINUE_AUTHENTICATION || method != Some(self.method) {
+            return Err(Some(ReasonCode::PROTOCOL_ERROR));
+        }
+        self.shard
+            .authz
+            .answer(self.info, self.connect, state, data.unwrap_or_default())
+            .resolve()
+            .await
+            .map_err(Some)
+    }
 }
 
 /// Step 5: both directions until one ends.

@@ -102,6 +102,15 @@ pub struct Chain {
 pub struct Auth {
     pub allow_static: bool,
     pub max_clock_skew_s: u64,
+    /// Only the challenge scheme (MQTT 5 AUTH, `flytrap-siwe-v1`) signs in: signed CONNECTs
+    /// get 0x8C Bad authentication method.
+    pub require_challenge: bool,
+    /// The domain in the challenge scheme's Sign-In with Ethereum message.
+    pub challenge_domain: String,
+    /// How long a challenge may be answered (and never longer than `limits.connect_timeout_s`).
+    pub challenge_ttl_s: u64,
+    /// The Chain ID in that message; by default the node's, asked at start.
+    pub chain_id: Option<u64>,
 }
 
 impl Default for Auth {
@@ -109,6 +118,10 @@ impl Default for Auth {
         Auth {
             allow_static: false,
             max_clock_skew_s: 300,
+            require_challenge: false,
+            challenge_domain: "flytrap".into(),
+            challenge_ttl_s: 30,
+            chain_id: None,
         }
     }
 }
@@ -373,5 +386,6 @@ mod tests {
         );
         assert_eq!(c.engine.processes, 3);
         assert!(c.auth.allow_static);
+        assert!(!c.auth.require_challenge);
     }
 }

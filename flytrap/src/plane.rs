@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use flytrap_authz::bans::BanPolicy;
 use flytrap_authz::cache::CacheConfig;
+use flytrap_authz::challenge::ChallengeConfig;
 use flytrap_authz::geo::Geo;
 use flytrap_authz::{AuthzConfig, AuthzShared, Unregistered};
 use flytrap_chain::{ChainConfig, ChainService};
@@ -38,6 +39,22 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The node's chain id, asked once at start (2 s at most: the proxy also starts with the node
+/// down).
+fn node_chain_id(rpc: &str, contract: flytrap_chain::Address) -> Option<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let client = flytrap_chain::Client::new(rpc, contract, None).ok()?;
+        tokio::time::timeout(Duration::from_secs(2), client.chain_id())
+            .await
+            .ok()?
+            .ok()
+    })
 }
 
 impl Plane {
@@ -75,10 +92,26 @@ impl Plane {
         chain.max_gas_per_hour = c.chain.max_gas_per_hour;
         let service = ChainService::start(chain).context("cannot start the chain service")?;
         let geo = c.geo.mmdb.as_deref().map(Geo::open).transpose()?;
+        let chain_id = match c.auth.chain_id {
+            Some(id) => id,
+            None => node_chain_id(rpc, contract).unwrap_or_else(|| {
+                tracing::warn!(
+                    "the chain node did not say its chain id; the challenge scheme's messages \
+                     say Chain ID 1 (set auth.chain_id)"
+                );
+                1
+            }),
+        };
         let shared = AuthzShared::new(
             AuthzConfig {
                 allow_static: c.auth.allow_static,
                 max_clock_skew_s: c.auth.max_clock_skew_s,
+                require_challenge: c.auth.require_challenge,
+                challenge: ChallengeConfig {
+                    domain: c.auth.challenge_domain.clone(),
+                    chain_id,
+                    ttl_s: c.auth.challenge_ttl_s,
+                },
                 unregistered: match c.authz.unregistered {
                     config::Unregistered::Allow => Unregistered::Allow,
                     config::Unregistered::Deny => Unregistered::Deny,

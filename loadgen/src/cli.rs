@@ -91,6 +91,16 @@ pub enum Command {
 /// The seed when none is given.
 pub const DEFAULT_SEED: &str = "flytrap-loadgen";
 
+/// How clients sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthScheme {
+    /// The signed CONNECT of SPEC §1 (timestamped).
+    Timestamped,
+    /// The challenge scheme: MQTT 5 enhanced authentication (`flytrap-siwe-v1`), one AUTH
+    /// round trip more; the CONNECT latency includes it and the client's signing.
+    Challenge,
+}
+
 /// MQTT protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mqtt {
@@ -156,6 +166,14 @@ pub struct Common {
     /// Send no credentials (a plain broker or HAProxy as the target).
     #[arg(long, conflicts_with = "bad_signature")]
     pub unsigned: bool,
+    /// How clients sign in (challenge: MQTT 5 only).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "timestamped",
+        conflicts_with = "unsigned"
+    )]
+    pub auth: AuthScheme,
     /// Sign for the wrong client id, so every CONNECT fails verification (deny path; use
     /// with --expect 0x86).
     #[arg(long)]

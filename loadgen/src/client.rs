@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use flytrap_engine::io::{Reader, Stream, Writer, split};
 use flytrap_proto::{
-    Ack, AckKind, Connect, Disconnect, Framer, Packet, Properties, Property, PropertyContext,
+    Ack, AckKind, Auth, Connect, Disconnect, Framer, Packet, Properties, Property, PropertyContext,
     Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, Version,
     encode_properties,
 };
@@ -20,6 +20,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::Semaphore;
 use glommio::timer::sleep;
 
+use crate::cli::AuthScheme;
 use crate::identity::{Credentials, Identity};
 use crate::plan::{Pacing, Plan, Signing, unix_ns};
 use crate::shard::Shard;
@@ -71,7 +72,10 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
     let plan = &shard.plan;
     let client_id = format!("{}{}", plan.client_id, plan.first + k);
     // Signed before the clock starts: the client's own signing is not the server's latency.
+    // The challenge scheme can only sign once the challenge is in: that signing is inside.
     let hello = connect_packet(plan, k, &client_id);
+    let challenged = (plan.auth == AuthScheme::Challenge && plan.signing != Signing::Unsigned)
+        .then(|| Identity::derive(&plan.seed, plan.key_index(k)));
     let started = Instant::now();
     let conn = match connect(&shard, &hello).await {
         Ok(conn) => conn,
@@ -89,7 +93,16 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
         framer: Framer::new(1 << 20),
         version: plan.version,
     };
-    let code = match within(plan.timeout, rx.next_connack()).await {
+    let bad = plan.signing == Signing::Bad;
+    let signed_in = async {
+        if let Some(identity) = &challenged
+            && let Some(code) = rx.answer_challenge(&writer, identity, bad).await?
+        {
+            return Ok(code);
+        }
+        rx.next_connack().await
+    };
+    let code = match within(plan.timeout, signed_in).await {
         None => Err("timeout: connack".to_string()),
         Some(r) => r,
     };
@@ -223,6 +236,10 @@ async fn connect(shard: &Shard, hello: &[u8]) -> Result<Conn, String> {
 
 /// The CONNECT of client `k`, signed as the plan says.
 pub fn connect_packet(plan: &Plan, k: u64, client_id: &str) -> Vec<u8> {
+    if plan.auth == AuthScheme::Challenge && plan.signing != Signing::Unsigned {
+        let address = Identity::derive(&plan.seed, plan.key_index(k)).address_hex();
+        return encode_challenge_connect(plan.keep_alive, client_id, &address);
+    }
     let now = unix_ns() / 1_000_000_000;
     let credentials = match plan.signing {
         Signing::Unsigned => None,
@@ -286,6 +303,65 @@ pub fn encode_connect(
     out
 }
 
+/// The Authentication Method of the challenge scheme.
+pub const CHALLENGE_METHOD: &str = "flytrap-siwe-v1";
+
+/// A clean-start MQTT 5 CONNECT that asks for the challenge scheme for `address`.
+pub fn encode_challenge_connect(keep_alive: u16, client_id: &str, address: &str) -> Vec<u8> {
+    let mut raw = Vec::new();
+    encode_properties(
+        &[
+            Property::AuthenticationMethod(CHALLENGE_METHOD),
+            Property::AuthenticationData(address.as_bytes()),
+        ],
+        &mut raw,
+    );
+    let properties = Properties::parse_raw(&raw, PropertyContext::Connect)
+        .unwrap_or_else(|_| unreachable!("a method and its data are valid"));
+    let mut out = Vec::with_capacity(128);
+    Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive,
+        properties,
+        client_id,
+        will: None,
+        username: None,
+        password: None,
+    }
+    .encode(&mut out);
+    out
+}
+
+/// The AUTH answering a challenge `message`: its EIP-191 signature by `identity` (of another
+/// message when `bad`, for the deny path), as `0x`-hex Authentication Data.
+pub fn encode_challenge_answer(identity: &Identity, message: &[u8], bad: bool) -> Vec<u8> {
+    let text = String::from_utf8_lossy(message);
+    let signed = if bad {
+        format!("{text}\nnot the challenge")
+    } else {
+        text.into_owned()
+    };
+    let signature = format!("0x{}", hex::encode(identity.personal_sign(&signed)));
+    let mut raw = Vec::new();
+    encode_properties(
+        &[
+            Property::AuthenticationMethod(CHALLENGE_METHOD),
+            Property::AuthenticationData(signature.as_bytes()),
+        ],
+        &mut raw,
+    );
+    let properties = Properties::parse_raw(&raw, PropertyContext::Auth)
+        .unwrap_or_else(|_| unreachable!("a method and its data are valid"));
+    let mut out = Vec::with_capacity(raw.len() + 8);
+    Auth {
+        reason: ReasonCode::CONTINUE_AUTHENTICATION,
+        properties,
+    }
+    .encode(&mut out);
+    out
+}
+
 fn io_kind(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(_) => {
@@ -332,6 +408,39 @@ impl Rx {
                 }
             }
         }
+    }
+
+    /// Waits for the challenge (AUTH 0x18) and sends the signed answer. `Some(code)` when the
+    /// server answered the CONNECT with a CONNACK instead (refused at once).
+    async fn answer_challenge(
+        &mut self,
+        writer: &Writer<Conn>,
+        identity: &Identity,
+        bad: bool,
+    ) -> Result<Option<u8>, String> {
+        let frame = self
+            .next_frame()
+            .await
+            .map_err(|e| format!("{e} before auth"))?;
+        let message = match Packet::decode(&frame, self.version) {
+            Ok(Packet::ConnAck(a)) => return Ok(Some(a.reason.0)),
+            Ok(Packet::Auth(a)) if a.reason == ReasonCode::CONTINUE_AUTHENTICATION => a
+                .properties
+                .iter()
+                .find_map(|p| match p {
+                    Property::AuthenticationData(d) => Some(d),
+                    _ => None,
+                })
+                .ok_or("auth without a challenge")?,
+            Ok(other) => return Err(format!("{:?} instead of auth", other.packet_type())),
+            Err(e) => return Err(format!("malformed auth: {e}")),
+        };
+        let answer = encode_challenge_answer(identity, message, bad);
+        writer
+            .send(&answer)
+            .await
+            .map_err(|e| format!("send auth: {}", io_kind(&e)))?;
+        Ok(None)
     }
 
     async fn next_connack(&mut self) -> Result<u8, String> {

@@ -123,6 +123,8 @@ pub struct Plan {
     pub client_id: String,
     /// Credentials.
     pub signing: Signing,
+    /// Sign-in scheme.
+    pub auth: crate::cli::AuthScheme,
     /// Expected reason code of the scenario's replies (`--expect`).
     pub expect: Option<u8>,
     /// Keep-alive.
@@ -292,6 +294,10 @@ impl Plan {
                 c.target
             );
         }
+        ensure!(
+            c.auth != crate::cli::AuthScheme::Challenge || c.mqtt == Mqtt::V5,
+            "--auth challenge needs --mqtt 5 (AUTH packets are MQTT 5 only)"
+        );
         let online = std::thread::available_parallelism().map_or(1, |n| n.get());
         if let Some(bad) = c.cores.iter().find(|&&cpu| cpu >= online) {
             bail!("--cores {bad}: this machine has CPUs 0..{}", online - 1);
@@ -337,6 +343,7 @@ impl Plan {
             discard: c.discard,
             client_id: c.client_id.clone(),
             signing,
+            auth: c.auth,
             expect: c.expect,
             keep_alive: c.keep_alive,
             start_on_connect: c.start == crate::cli::Start::Connected,

@@ -45,6 +45,8 @@ impl ReasonCode {
     pub const SERVER_BUSY: ReasonCode = ReasonCode(0x89);
     /// Banned.
     pub const BANNED: ReasonCode = ReasonCode(0x8A);
+    /// Bad authentication method (CONNACK, DISCONNECT).
+    pub const BAD_AUTHENTICATION_METHOD: ReasonCode = ReasonCode(0x8C);
     /// Server shutting down.
     pub const SERVER_SHUTTING_DOWN: ReasonCode = ReasonCode(0x8B);
     /// Keep alive timeout.
@@ -83,7 +85,7 @@ impl ReasonCode {
             0x00 => 0,
             0x84 => 1,
             0x85 => 2,
-            0x86 => 4,
+            0x86 | 0x8C => 4,
             0x87 | 0x8A => 5,
             _ => 3,
         }
@@ -129,6 +131,7 @@ mod tests {
         // SPEC §2: the 3.1.1 return code in brackets.
         assert_eq!(ReasonCode::SUCCESS.to_v311_connack(), 0);
         assert_eq!(ReasonCode::BAD_USER_NAME_OR_PASSWORD.to_v311_connack(), 4);
+        assert_eq!(ReasonCode::BAD_AUTHENTICATION_METHOD.to_v311_connack(), 4);
         assert_eq!(ReasonCode::NOT_AUTHORIZED.to_v311_connack(), 5);
         assert_eq!(ReasonCode::BANNED.to_v311_connack(), 5);
         assert_eq!(ReasonCode::SERVER_UNAVAILABLE.to_v311_connack(), 3);

@@ -19,13 +19,18 @@ pub struct ConnectRewrite<'p> {
     pub strip_user_property_prefix: &'p str,
     /// Remove the password of a 3.1.1 CONNECT (and clear its flag).
     pub strip_v311_password: bool,
+    /// Remove the Authentication Method and Data (5.0): the proxy ran the enhanced
+    /// authentication itself, and the broker must not start one of its own.
+    pub strip_authentication: bool,
 }
 
 impl ConnectRewrite<'static> {
-    /// FlyTrap's rewrite: `flytrap-*` user properties and the 3.1.1 password (SPEC §1).
+    /// FlyTrap's rewrite: `flytrap-*` user properties, the 3.1.1 password (SPEC §1) and the
+    /// Authentication Method and Data of the challenge scheme.
     pub const FLYTRAP: ConnectRewrite<'static> = ConnectRewrite {
         strip_user_property_prefix: "flytrap-",
         strip_v311_password: true,
+        strip_authentication: true,
     };
 }
 
@@ -58,10 +63,13 @@ pub fn rewrite_connect(
     let strip_props =
         connect.version == Version::V5 && !rewrite.strip_user_property_prefix.is_empty();
     let strip_password = connect.version == Version::V311 && rewrite.strip_v311_password;
-    let dropped = |p: &Property<'_>| {
-        strip_props
-            && matches!(p, Property::UserProperty(k, _)
-                if k.starts_with(rewrite.strip_user_property_prefix))
+    let strip_auth = connect.version == Version::V5 && rewrite.strip_authentication;
+    let dropped = |p: &Property<'_>| match p {
+        Property::UserProperty(k, _) => {
+            strip_props && k.starts_with(rewrite.strip_user_property_prefix)
+        }
+        Property::AuthenticationMethod(_) | Property::AuthenticationData(_) => strip_auth,
+        _ => false,
     };
 
     let removed_props: usize = connect
@@ -188,6 +196,36 @@ mod tests {
             (Some("user"), Some(&b"secret"[..]))
         );
         assert_eq!(c.client_id, "sensor-1");
+    }
+
+    #[test]
+    fn strips_the_authentication_method_and_data() {
+        let mut raw = Vec::new();
+        let frame = connect_v5(
+            &[
+                Property::AuthenticationMethod("flytrap-siwe-v1"),
+                Property::UserProperty("app", "1"),
+                Property::AuthenticationData(b"0x1a642f0e3c3af545e7acbd38b07251b3990914f1"),
+            ],
+            &mut raw,
+        );
+        let mut out = Vec::new();
+        rewrite_connect(&frame, &ConnectRewrite::FLYTRAP, &mut out).unwrap();
+        let Ok(Packet::Connect(c)) = Packet::decode(&out, Version::V5) else {
+            panic!("rewritten CONNECT does not decode");
+        };
+        assert_eq!(
+            c.properties.iter().collect::<Vec<_>>(),
+            [Property::UserProperty("app", "1")]
+        );
+        // Kept when the rewrite does not ask for it.
+        let keep = ConnectRewrite {
+            strip_authentication: false,
+            ..ConnectRewrite::FLYTRAP
+        };
+        let mut out = Vec::new();
+        assert_eq!(rewrite_connect(&frame, &keep, &mut out), Ok(0));
+        assert_eq!(out, frame);
     }
 
     #[test]

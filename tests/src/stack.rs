@@ -58,6 +58,10 @@ pub struct StackOptions {
     pub mmdb: Option<std::path::PathBuf>,
     /// `cache.max_stale_s`.
     pub max_stale: Duration,
+    /// `auth.require_challenge`.
+    pub require_challenge: bool,
+    /// `auth.challenge_ttl_s`.
+    pub challenge_ttl_s: u64,
 }
 
 impl Default for StackOptions {
@@ -72,6 +76,8 @@ impl Default for StackOptions {
             proxy_protocol: false,
             mmdb: None,
             max_stale: Duration::from_secs(60),
+            require_challenge: false,
+            challenge_ttl_s: 30,
         }
     }
 }
@@ -113,6 +119,12 @@ impl Stack {
             AuthzConfig {
                 allow_static: false,
                 max_clock_skew_s: 300,
+                require_challenge: opts.require_challenge,
+                challenge: flytrap_authz::challenge::ChallengeConfig {
+                    domain: "flytrap.test".into(),
+                    chain_id: 31337, // anvil's
+                    ttl_s: opts.challenge_ttl_s,
+                },
                 unregistered: opts.unregistered,
                 cache: CacheConfig {
                     max_entries: 10_000,
@@ -278,4 +290,107 @@ pub fn connect_signed(
     client_id: &str,
 ) -> (RawClient, Option<ReasonCode>) {
     connect_with(addr, &signed_connect(key, client_id, now(), None))
+}
+
+/// The challenge scheme's Authentication Method.
+pub const SIWE: &str = "flytrap-siwe-v1";
+
+/// An MQTT 5.0 CONNECT with Authentication Method `method` and Authentication Data `data`.
+pub fn challenge_connect(client_id: &str, method: &str, data: Option<&[u8]>) -> Vec<u8> {
+    let mut list = vec![Property::AuthenticationMethod(method)];
+    if let Some(d) = data {
+        list.push(Property::AuthenticationData(d));
+    }
+    let mut raw = Vec::new();
+    encode_properties(&list, &mut raw);
+    let mut out = Vec::new();
+    Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 60,
+        properties: Properties::parse_raw(&raw, PropertyContext::Connect).unwrap(),
+        client_id,
+        will: None,
+        username: None,
+        password: None,
+    }
+    .encode(&mut out);
+    out
+}
+
+/// An AUTH 0x18 of the challenge scheme carrying `data`.
+pub fn auth_answer(data: &[u8]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    encode_properties(
+        &[
+            Property::AuthenticationMethod(SIWE),
+            Property::AuthenticationData(data),
+        ],
+        &mut raw,
+    );
+    let mut out = Vec::new();
+    flytrap_proto::Auth {
+        reason: ReasonCode::CONTINUE_AUTHENTICATION,
+        properties: Properties::parse_raw(&raw, PropertyContext::Auth).unwrap(),
+    }
+    .encode(&mut out);
+    out
+}
+
+/// Sends `connect` and reads the proxy's challenge: `Ok(message)` from its AUTH 0x18, or
+/// `Err(the CONNACK reason)` when it refused at once (`Err(None)`: closed).
+pub fn open_challenge(
+    addr: SocketAddr,
+    connect: &[u8],
+) -> (RawClient, Result<String, Option<ReasonCode>>) {
+    let mut c = RawClient::connect(addr);
+    c.send(connect);
+    let got = c.recv(|p| match p {
+        Packet::Auth(a) => {
+            assert_eq!(a.reason, ReasonCode::CONTINUE_AUTHENTICATION);
+            let mut method = None;
+            let mut data = None;
+            for p in a.properties.iter() {
+                match p {
+                    Property::AuthenticationMethod(m) => method = Some(m.to_string()),
+                    Property::AuthenticationData(d) => data = Some(d.to_vec()),
+                    _ => {}
+                }
+            }
+            assert_eq!(method.as_deref(), Some(SIWE), "AUTH carries the method");
+            Ok(String::from_utf8(data.expect("AUTH carries the challenge")).unwrap())
+        }
+        Packet::ConnAck(a) => Err(Some(a.reason)),
+        other => panic!("expected AUTH or CONNACK, got {other:?}"),
+    });
+    (c, got.unwrap_or(Err(None)))
+}
+
+/// The CONNACK reason the client gets next (`None`: closed without one).
+pub fn next_connack(c: &mut RawClient) -> Option<ReasonCode> {
+    c.recv(|p| match p {
+        Packet::ConnAck(a) => a.reason,
+        other => panic!("expected CONNACK, got {other:?}"),
+    })
+}
+
+/// The whole challenge exchange, signed by `key`: the client and the CONNACK reason.
+pub fn connect_challenge(
+    addr: SocketAddr,
+    key: &PrivateKeySigner,
+    client_id: &str,
+) -> (RawClient, Option<ReasonCode>) {
+    let address = format!("{:#x}", key.address());
+    let hello = challenge_connect(client_id, SIWE, Some(address.as_bytes()));
+    let (mut c, challenge) = open_challenge(addr, &hello);
+    let message = match challenge {
+        Ok(m) => m,
+        Err(reason) => return (c, reason),
+    };
+    let signature = flytrap_chain::sign::sign(key, &message).unwrap();
+    c.send(&auth_answer(
+        format!("0x{}", hex::encode(signature)).as_bytes(),
+    ));
+    let reason = next_connack(&mut c);
+    (c, reason)
 }

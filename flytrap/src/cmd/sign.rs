@@ -1,11 +1,15 @@
 //! `flytrap sign --key FILE --client-id ID [--static] [--timestamp T]`: CONNECT credentials
 //! (SPEC §1) for a client that cannot sign itself, and ready `mosquitto_pub` arguments.
+//!
+//! `flytrap sign --key FILE --client-id ID --challenge MESSAGE`: the answer to a challenge of
+//! the challenge scheme (the Authentication Data of the proxy's AUTH): the EIP-191 signature
+//! of the message, `0x`-hex, after checking it is a challenge for this key and client id.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use flytrap_chain::keyfile::read_key;
-use flytrap_chain::sign::{sign_connect, sign_static};
+use flytrap_chain::sign::{sign, sign_connect, sign_static};
 
 #[derive(Debug, Args)]
 pub struct Sign {
@@ -23,6 +27,11 @@ pub struct Sign {
     /// (300 s by default) of its clock.
     #[arg(long, value_name = "T", conflicts_with = "static_scheme")]
     pub timestamp: Option<u64>,
+    /// Answer a challenge of the challenge scheme (MQTT 5 AUTH, flytrap-siwe-v1): the
+    /// Sign-In with Ethereum message the proxy sent, or `-` to read it from standard input.
+    /// Prints the signature to put in the answering AUTH's Authentication Data.
+    #[arg(long, value_name = "MESSAGE", conflicts_with_all = ["static_scheme", "timestamp"])]
+    pub challenge: Option<String>,
 }
 
 /// Quotes a word for a POSIX shell when it needs it.
@@ -40,6 +49,22 @@ fn shell_word(s: &str) -> String {
 impl Sign {
     pub fn run(self) -> anyhow::Result<()> {
         let signer = read_key(&self.key)?;
+        if let Some(message) = &self.challenge {
+            let message = if message == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                text.trim_end_matches('\n').to_string()
+            } else {
+                message.clone()
+            };
+            flytrap_authz::challenge::check_challenge(
+                &message,
+                &signer.address().into_array(),
+                &self.client_id,
+            )?;
+            println!("0x{}", hex::encode(sign(&signer, &message)?));
+            return Ok(());
+        }
         let creds = if self.static_scheme {
             sign_static(&signer)?
         } else {
