@@ -17,7 +17,7 @@ use flytrap_proto::{
     encode_properties,
 };
 
-use crate::{Mosquitto, Proxy, RawClient};
+use crate::{CountingRelay, Mosquitto, Proxy, RawClient};
 
 /// Everything running.
 pub struct Stack {
@@ -29,6 +29,8 @@ pub struct Stack {
     pub owner: Client,
     /// The broker.
     pub broker: Mosquitto,
+    /// The byte-counting relay between proxy and broker, with [`StackOptions::relay`].
+    pub relay: Option<CountingRelay>,
     /// The proxy.
     pub proxy: Proxy,
     /// The chain service behind the proxy.
@@ -58,6 +60,8 @@ pub struct StackOptions {
     pub mmdb: Option<std::path::PathBuf>,
     /// `cache.max_stale_s`.
     pub max_stale: Duration,
+    /// Put a [`CountingRelay`] between the proxy and the broker.
+    pub relay: bool,
 }
 
 impl Default for StackOptions {
@@ -72,6 +76,7 @@ impl Default for StackOptions {
             proxy_protocol: false,
             mmdb: None,
             max_stale: Duration::from_secs(60),
+            relay: false,
         }
     }
 }
@@ -126,10 +131,12 @@ impl Stack {
             geo,
         );
         let broker = Mosquitto::start();
+        let relay = opts.relay.then(|| CountingRelay::start(broker.addr));
+        let upstream = relay.as_ref().map_or(broker.addr, |r| r.addr);
         let factory_shared = shared.clone();
         let proxy_protocol = opts.proxy_protocol;
         let proxy = Proxy::start_with(
-            &[broker.addr],
+            &[upstream],
             |c| c.proxy_protocol = proxy_protocol,
             move |_| ChainAuthorizer::new(factory_shared.clone()),
         );
@@ -138,6 +145,7 @@ impl Stack {
             anvil,
             owner,
             broker,
+            relay,
             proxy,
             service: Some(service),
             shared,
