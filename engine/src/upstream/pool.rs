@@ -207,10 +207,18 @@ impl BrokerPool {
         if self.closed.get() || slot.retry_at.get().is_some_and(|t| now < t) {
             return;
         }
+        slot.retry_at.set(None);
         let target = target_size(&self.config, slot.rate.get().rate(now));
-        while slot.idle.borrow().len() + slot.dialing.get() < target
-            && slot.dialing.get() < MAX_CONCURRENT_DIALS
-        {
+        let have = slot.idle.borrow().len() + slot.dialing.get();
+        let wanted = target
+            .saturating_sub(have)
+            .min(MAX_CONCURRENT_DIALS.saturating_sub(slot.dialing.get()));
+        // Counted before spawning: a dial that fails at once (no port left, say) may run to
+        // its end inside `spawn_local`, and must not make this loop go round again.
+        for _ in 0..wanted {
+            if slot.retry_at.get().is_some() {
+                break; // one failed meanwhile: back off
+            }
             slot.dialing.set(slot.dialing.get() + 1);
             let pool = self.clone();
             glommio::spawn_local(async move { pool.dial_into(i).await }).detach();
