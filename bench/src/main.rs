@@ -62,6 +62,29 @@ enum Command {
         #[arg(long)]
         tls_ca: Option<std::path::PathBuf>,
     },
+    /// CONNECT→CONNACK latency over fresh connections, one at a time.
+    Connect {
+        /// MQTT server (broker or proxy), loopback only.
+        #[arg(long)]
+        target: SocketAddr,
+        /// Connections timed.
+        #[arg(long, default_value_t = 100)]
+        samples: u64,
+        /// Connections made first and not timed.
+        #[arg(long, default_value_t = 10)]
+        warmup: u64,
+        /// Pause between connections, in milliseconds.
+        #[arg(long, default_value_t = 5)]
+        gap_ms: u64,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Sign each CONNECT with this key file (a fresh timestamp and client id each time).
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+        /// Speak TLS, trusting this CA file (server name: localhost).
+        #[arg(long)]
+        tls_ca: Option<std::path::PathBuf>,
+    },
     /// Acknowledged PUBLISHes per second with a window in flight.
     Throughput {
         #[arg(long)]
@@ -92,7 +115,7 @@ struct Conn {
     framer: Framer,
 }
 
-fn tls_stream(tcp: TcpStream, ca: &std::path::Path) -> anyhow::Result<Box<dyn Io>> {
+fn tls_connection(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConnection> {
     let mut roots = rustls::RootCertStore::empty();
     let mut reader = std::io::BufReader::new(std::fs::File::open(ca)?);
     for cert in rustls_pemfile::certs(&mut reader) {
@@ -104,8 +127,43 @@ fn tls_stream(tcp: TcpStream, ca: &std::path::Path) -> anyhow::Result<Box<dyn Io
         .with_root_certificates(roots)
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost")?;
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
-    Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
+    Ok(rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        name,
+    )?)
+}
+
+/// A CONNECT for `client_id`, signed with `key` when given (SPEC §1).
+fn connect_packet(client_id: &str, key: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    let props: Vec<(&'static str, String)> = match key {
+        Some(path) => {
+            let signer = flytrap_chain::keyfile::read_key(path)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            flytrap_chain::sign::sign_connect(&signer, client_id, now)?.user_properties()
+        }
+        None => Vec::new(),
+    };
+    let list: Vec<flytrap_proto::Property<'_>> = props
+        .iter()
+        .map(|(k, v)| flytrap_proto::Property::UserProperty(k, v))
+        .collect();
+    let mut raw = Vec::new();
+    flytrap_proto::encode_properties(&list, &mut raw);
+    let mut out = Vec::new();
+    Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 60,
+        properties: Properties::parse_raw(&raw, flytrap_proto::PropertyContext::Connect)?,
+        client_id,
+        will: None,
+        username: None,
+        password: None,
+    }
+    .encode(&mut out);
+    Ok(out)
 }
 
 impl Conn {
@@ -115,54 +173,44 @@ impl Conn {
         key: Option<&std::path::Path>,
         tls_ca: Option<&std::path::Path>,
     ) -> anyhow::Result<Conn> {
+        let connect = connect_packet(client_id, key)?;
+        let mut c = Conn::transport(target, tls_ca)?;
+        c.mqtt_connect(&connect)?;
+        Ok(c)
+    }
+
+    /// The TCP connection (and the whole TLS handshake), no MQTT yet.
+    fn transport(target: SocketAddr, tls_ca: Option<&std::path::Path>) -> anyhow::Result<Conn> {
         if !target.ip().is_loopback() {
             bail!("{target} is not a loopback address: benchmarks only target this machine");
         }
-        let tcp =
+        let mut tcp =
             TcpStream::connect(target).with_context(|| format!("cannot connect to {target}"))?;
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
         let stream: Box<dyn Io> = match tls_ca {
-            Some(ca) => tls_stream(tcp, ca)?,
+            Some(ca) => {
+                let mut conn = tls_connection(ca)?;
+                while conn.is_handshaking() {
+                    conn.complete_io(&mut tcp)?;
+                }
+                Box::new(rustls::StreamOwned::new(conn, tcp))
+            }
             None => Box::new(tcp),
         };
-        let mut c = Conn {
+        Ok(Conn {
             stream,
             buf: bytes::BytesMut::with_capacity(64 << 10),
             framer: Framer::new(1 << 20),
-        };
-        let props: Vec<(&'static str, String)> = match key {
-            Some(path) => {
-                let signer = flytrap_chain::keyfile::read_key(path)?;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_secs();
-                flytrap_chain::sign::sign_connect(&signer, client_id, now)?.user_properties()
-            }
-            None => Vec::new(),
-        };
-        let list: Vec<flytrap_proto::Property<'_>> = props
-            .iter()
-            .map(|(k, v)| flytrap_proto::Property::UserProperty(k, v))
-            .collect();
-        let mut raw = Vec::new();
-        flytrap_proto::encode_properties(&list, &mut raw);
-        let mut out = Vec::new();
-        Connect {
-            version: Version::V5,
-            clean_start: true,
-            keep_alive: 60,
-            properties: Properties::parse_raw(&raw, flytrap_proto::PropertyContext::Connect)?,
-            client_id,
-            will: None,
-            username: None,
-            password: None,
-        }
-        .encode(&mut out);
-        c.stream.write_all(&out)?;
-        let frame = c.next_frame()?;
+        })
+    }
+
+    /// Sends `connect` and waits for a successful CONNACK.
+    fn mqtt_connect(&mut self, connect: &[u8]) -> anyhow::Result<()> {
+        self.stream.write_all(connect)?;
+        let frame = self.next_frame()?;
         match Packet::decode(&frame, Version::V5)? {
-            Packet::ConnAck(a) if !a.reason.is_error() => Ok(c),
+            Packet::ConnAck(a) if !a.reason.is_error() => Ok(()),
             other => bail!("CONNECT refused: {other:?}"),
         }
     }
@@ -270,6 +318,46 @@ fn main() -> anyhow::Result<()> {
                     "p50_us": hist.value_at_quantile(0.5), "p90_us": hist.value_at_quantile(0.9),
                     "p99_us": hist.value_at_quantile(0.99), "p999_us": hist.value_at_quantile(0.999),
                     "max_us": hist.max(), "mean_us": hist.mean(), "seconds": secs,
+                })
+            );
+        }
+        Command::Connect {
+            target,
+            samples,
+            warmup,
+            gap_ms,
+            label,
+            key,
+            tls_ca,
+        } => {
+            let mut connack = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let disconnect = [0xe0, 0x00];
+            for i in 0..warmup + samples {
+                // Signing happens before either clock starts.
+                let id = format!("bench-conn-{}-{label}-{i}", std::process::id());
+                let connect = connect_packet(&id, key.as_deref())?;
+                std::thread::sleep(Duration::from_millis(gap_ms));
+                let opened = Instant::now();
+                let mut c = Conn::transport(target, tls_ca.as_deref())?;
+                let sent = Instant::now();
+                c.mqtt_connect(&connect)?;
+                let us = |from: Instant| (from.elapsed().as_nanos().div_ceil(1000) as u64).max(1);
+                let (one, all) = (us(sent), us(opened));
+                if i >= warmup {
+                    connack.record(one)?;
+                    total.record(all)?;
+                }
+                c.stream.write_all(&disconnect)?;
+            }
+            let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "label": label, "op": "connect", "samples": connack.len(),
+                    "p50_us": q(&connack, 0.5), "p90_us": q(&connack, 0.9),
+                    "p99_us": q(&connack, 0.99), "max_us": connack.max(), "mean_us": connack.mean(),
+                    "total_p50_us": q(&total, 0.5), "total_p99_us": q(&total, 0.99),
                 })
             );
         }

@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub connect_timeout: Duration,
     /// Time allowed to open the broker connection.
     pub broker_connect_timeout: Duration,
+    /// Pre-dialled broker connections (see [`crate::upstream::pool`]).
+    pub broker_pool: BrokerPoolConfig,
     /// Largest packet accepted from either side, fixed header included.
     pub max_packet_size: usize,
     /// Connections held at once by this process (0 = unlimited).
@@ -73,6 +75,7 @@ impl Default for EngineConfig {
             proxy_protocol: false,
             connect_timeout: Duration::from_secs(10),
             broker_connect_timeout: Duration::from_secs(5),
+            broker_pool: BrokerPoolConfig::default(),
             max_packet_size: 1 << 20,
             max_connections: 0,
             max_connections_per_ip: 0,
@@ -80,6 +83,49 @@ impl Default for EngineConfig {
             drain_timeout: Duration::from_secs(10),
             deny_disconnect: false,
             spin_before_park: None,
+        }
+    }
+}
+
+/// How many broker connections a shard keeps dialled ahead, per broker address: TCP connected
+/// (and TLS handshaken for `broker_tls`), no MQTT byte sent, so a client's CONNECT does not
+/// wait for a handshake to the broker once it is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerPoolConfig {
+    /// Kept ready even when no client connects. `min = max = 0` turns the pool off.
+    pub min: usize,
+    /// Kept ready at most.
+    pub max: usize,
+    /// Between these bounds the pool holds the recent CONNECT rate (an exponentially weighted
+    /// average over about a second) times this: what arrives while a connection is re-dialled.
+    pub horizon: Duration,
+    /// A pooled connection unused this long is closed and replaced (brokers close sockets that
+    /// send no CONNECT: Mosquitto after 1.5 × 20 or 60 s).
+    pub max_idle: Duration,
+}
+
+impl BrokerPoolConfig {
+    /// No pooling: every client's broker connection is dialled after its CONNECT is verified.
+    pub const OFF: BrokerPoolConfig = BrokerPoolConfig {
+        min: 0,
+        max: 0,
+        horizon: Duration::ZERO,
+        max_idle: Duration::ZERO,
+    };
+
+    /// Whether connections are pooled at all.
+    pub fn enabled(&self) -> bool {
+        self.max > 0
+    }
+}
+
+impl Default for BrokerPoolConfig {
+    fn default() -> BrokerPoolConfig {
+        BrokerPoolConfig {
+            min: 2,
+            max: 64,
+            horizon: Duration::from_millis(20),
+            max_idle: Duration::from_secs(10),
         }
     }
 }

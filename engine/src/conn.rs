@@ -13,10 +13,9 @@ use flytrap_proto::{
 use futures_lite::future;
 
 use crate::authz::{Authorizer, ConnectInfo};
-use crate::io::{BrokerStream, ClientStream, Reader, Stream, Writer, split};
+use crate::io::{BrokerStream, ClientStream, Reader, Writer, split};
 use crate::pump::{Ctx, End, Shared};
 use crate::shard::ShardCtx;
-use crate::upstream;
 
 /// Reads until one whole frame is in `buf`, and splits it off.
 async fn read_frame(
@@ -176,50 +175,23 @@ async fn establish<A: Authorizer>(
         }
     };
 
-    // 3. The broker.
-    let Some(addr) = upstream::pick(&shard.config.brokers, connect.client_id) else {
+    // 3. The broker: a pre-dialled connection (TLS done, nothing sent) or a new one.
+    let Some(index) = shard.brokers.pick(connect.client_id) else {
         refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
         return None;
     };
-    let broker =
-        match upstream::connect(addr, &shard.sources, shard.config.broker_connect_timeout).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::debug!(%addr, error = %e, "broker unreachable");
-                metrics.inc(|m| &m.broker_unreachable);
-                refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
-                return None;
-            }
-        };
-    let broker: BrokerStream = match &shard.broker_tls {
-        None => Stream::Tcp(broker),
-        Some(connector) => {
-            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-            let handshake = connector.connect(name, broker);
-            match glommio::timer::timeout(shard.config.broker_connect_timeout, async {
-                Ok(handshake.await)
-            })
-            .await
-            {
-                Ok(Ok(s)) => Stream::Tls(Box::new(s)),
-                Ok(Err(e)) => {
-                    tracing::warn!(%addr, error = %e, "broker TLS handshake failed");
-                    metrics.inc(|m| &m.broker_unreachable);
-                    refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
-                    return None;
-                }
-                Err(_) => {
-                    metrics.inc(|m| &m.broker_unreachable);
-                    refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
-                    return None;
-                }
-            }
+    let broker = match shard.brokers.get(index).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::debug!(addr = %shard.brokers.addr(index), error = %e, "broker unreachable");
+            metrics.inc(|m| &m.broker_unreachable);
+            refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+            return None;
         }
     };
     let (brd, broker) = split(broker);
 
     // 4. The CONNECT, without the proxy's credentials.
-    // With a source address the connect completes during this first write: bound it too.
     let mut rewritten = BytesMut::with_capacity(frame.len());
     let sent = rewrite_connect(&frame, &ConnectRewrite::FLYTRAP, &mut rewritten).is_ok()
         && matches!(

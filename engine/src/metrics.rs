@@ -67,6 +67,14 @@ pub struct ShardMetrics {
     pub broker_unreachable: AtomicU64,
     /// TLS handshakes that failed.
     pub tls_failed: AtomicU64,
+    /// Verified CONNECTs that found a pre-dialled broker connection.
+    pub broker_pool_hits: AtomicU64,
+    /// Verified CONNECTs that dialled the broker themselves (pool empty or off).
+    pub broker_pool_misses: AtomicU64,
+    /// Pre-dialled connections dropped unused (dead, aged or above the pool's target).
+    pub broker_pool_stale: AtomicU64,
+    /// Pre-dialled connections ready now.
+    pub broker_pool_ready: AtomicU64,
     /// Clients that sent no CONNECT in time.
     pub connect_timeout: AtomicU64,
     /// Accept errors (the shard goes on).
@@ -148,7 +156,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [CounterRow; 15] = [
+        let counters: [CounterRow; 18] = [
             (
                 "flytrap_refused_banned_total",
                 "Connections refused: banned IP.",
@@ -200,6 +208,21 @@ impl Metrics {
                 |s| &s.broker_unreachable,
             ),
             (
+                "flytrap_broker_pool_hits_total",
+                "CONNECTs that took a pre-dialled broker connection.",
+                |s| &s.broker_pool_hits,
+            ),
+            (
+                "flytrap_broker_pool_misses_total",
+                "CONNECTs that dialled the broker themselves.",
+                |s| &s.broker_pool_misses,
+            ),
+            (
+                "flytrap_broker_pool_dropped_total",
+                "Pre-dialled broker connections dropped unused (dead, aged, surplus).",
+                |s| &s.broker_pool_stale,
+            ),
+            (
                 "flytrap_tls_handshake_failures_total",
                 "TLS handshakes that failed.",
                 |s| &s.tls_failed,
@@ -234,6 +257,11 @@ impl Metrics {
             out,
             "# HELP flytrap_connections_active Client connections open.\n# TYPE flytrap_connections_active gauge\nflytrap_connections_active {}",
             self.sum(|s| &s.active)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flytrap_broker_pool_ready Pre-dialled broker connections ready.\n# TYPE flytrap_broker_pool_ready gauge\nflytrap_broker_pool_ready {}",
+            self.sum(|s| &s.broker_pool_ready)
         );
         for (name, dir) in [
             ("flytrap_packets_received_total", 0),

@@ -21,7 +21,8 @@ use crate::io::{ClientStream, Stream};
 use crate::limits::{Admission, Limits, Refusal};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::tls::{ShardTls, TlsError, TlsStore};
-use crate::upstream::SourcePool;
+use crate::upstream::pool::BrokerPool;
+use crate::upstream::{Dialer, SourcePool};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +62,8 @@ pub(crate) struct ShardCtx<A> {
     pub(crate) config: Arc<EngineConfig>,
     pub(crate) authz: A,
     pub(crate) metrics: Arc<ShardMetrics>,
-    pub(crate) sources: SourcePool,
-    pub(crate) broker_tls: Option<futures_rustls::TlsConnector>,
+    /// Broker connections: dialled ahead, or on demand.
+    pub(crate) brokers: Rc<BrokerPool>,
     limits: Arc<Limits>,
     tls: RefCell<Option<ShardTls>>,
     stopping: Arc<AtomicBool>,
@@ -214,10 +215,19 @@ impl Engine {
                 // memory) at its minimum.
                 .io_memory(64 << 10)
                 .spawn(move || async move {
+                    let dialer = Dialer {
+                        sources: SourcePool::new(config.source_addresses.clone(), shard),
+                        tls: broker_tls.map(futures_rustls::TlsConnector::from),
+                        timeout: config.broker_connect_timeout,
+                    };
                     let ctx = Rc::new(ShardCtx {
                         authz: make_authorizer(shard),
-                        sources: SourcePool::new(config.source_addresses.clone(), shard),
-                        broker_tls: broker_tls.map(futures_rustls::TlsConnector::from),
+                        brokers: BrokerPool::new(
+                            &config.brokers,
+                            dialer,
+                            config.broker_pool,
+                            shard_metrics.clone(),
+                        ),
                         config,
                         metrics: shard_metrics,
                         limits,
@@ -277,6 +287,7 @@ fn into_listener(socket: Socket) -> TcpListener {
 }
 
 async fn run_shard<A: Authorizer>(ctx: Rc<ShardCtx<A>>, tcp: Option<Socket>, tls: Option<Socket>) {
+    glommio::spawn_local(ctx.brokers.clone().maintain()).detach();
     let mut loops = Vec::new();
     if let Some(s) = tcp {
         loops.push(glommio::spawn_local(accept_loop(
@@ -295,6 +306,8 @@ async fn run_shard<A: Authorizer>(ctx: Rc<ShardCtx<A>>, tcp: Option<Socket>, tls
     for l in loops {
         l.await;
     }
+    // No new client will take a pre-dialled connection: close them now.
+    ctx.brokers.close();
     // Drain: give open connections time to finish.
     let deadline = Instant::now() + ctx.config.drain_timeout;
     while ctx.metrics.active.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {

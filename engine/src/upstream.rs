@@ -1,4 +1,7 @@
-//! The broker side: which broker a client goes to, and opening the connection.
+//! The broker side: which broker a client goes to, and opening the connection (ahead of
+//! time, through [`pool`]).
+
+pub mod pool;
 
 use std::cell::Cell;
 use std::io;
@@ -6,13 +9,22 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use futures_lite::future::poll_fn;
+use futures_lite::io::AsyncWrite;
 use glommio::net::TcpStream;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::io::{BrokerStream, Stream};
 
 /// Places a client on a broker by a stable hash (FNV-1a) of its client identifier, so a
 /// reconnecting client finds its session on the same broker.
 pub fn pick(brokers: &[SocketAddr], client_id: &str) -> Option<SocketAddr> {
-    if brokers.is_empty() {
+    pick_index(brokers.len(), client_id).map(|i| brokers[i])
+}
+
+/// [`pick`] as an index into a list of `n` brokers.
+pub fn pick_index(n: usize, client_id: &str) -> Option<usize> {
+    if n == 0 {
         return None;
     }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -20,7 +32,7 @@ pub fn pick(brokers: &[SocketAddr], client_id: &str) -> Option<SocketAddr> {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    Some(brokers[(h % brokers.len() as u64) as usize])
+    Some((h % n as u64) as usize)
 }
 
 /// Parses source addresses: single addresses (`127.0.0.2`, `::1`) or inclusive IPv4 ranges
@@ -135,6 +147,56 @@ pub async fn connect(
         .map_err(io::Error::from)?;
     stream.set_nodelay(true).map_err(io::Error::from)?;
     Ok(stream)
+}
+
+/// How a shard opens broker connections: from its source addresses, with TLS when the
+/// brokers speak it, each step within one timeout.
+pub struct Dialer {
+    /// The shard's source addresses.
+    pub sources: SourcePool,
+    /// TLS to the brokers.
+    pub tls: Option<futures_rustls::TlsConnector>,
+    /// Bound on the TCP connect, and again on the TLS handshake.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("sources", &self.sources)
+            .field("tls", &self.tls.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Dialer {
+    /// A connection to `addr` ready for the CONNECT: TCP established (and TLS handshaken), no
+    /// MQTT byte sent.
+    pub async fn dial(&self, addr: SocketAddr) -> io::Result<BrokerStream> {
+        let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
+        let mut tcp = connect(addr, &self.sources, self.timeout).await?;
+        // From a source address the connect is still in progress: an empty write waits for
+        // it (writable once established) and reports a refusal, without sending anything.
+        glommio::timer::timeout(self.timeout, async {
+            Ok(poll_fn(|cx| std::pin::Pin::new(&mut tcp).poll_write(cx, &[])).await)
+        })
+        .await
+        .map_err(|_| timed_out())??;
+        let Some(connector) = &self.tls else {
+            return Ok(Stream::Tcp(tcp));
+        };
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let handshake = connector.connect(name, tcp);
+        match glommio::timer::timeout(self.timeout, async { Ok(handshake.await) }).await {
+            Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+            Ok(Err(e)) => {
+                tracing::warn!(%addr, error = %e, "broker TLS handshake failed");
+                Err(e)
+            }
+            Err(_) => Err(timed_out()),
+        }
+    }
 }
 
 #[cfg(test)]

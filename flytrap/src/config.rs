@@ -78,7 +78,7 @@ impl Addresses {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Broker {
     pub address: Option<Addresses>,
@@ -86,6 +86,51 @@ pub struct Broker {
     /// CA file for `tls` (an addition to SPEC §6; default: the system's roots).
     pub ca: Option<PathBuf>,
     pub source_addresses: Vec<String>,
+    /// Pre-dialled broker connections per shard and broker (additions to SPEC §6, see
+    /// README): kept between `pool_min` and `pool_max`, sized by the recent CONNECT rate ×
+    /// `pool_horizon_ms`, replaced after `pool_max_idle_s`. `pool_max = 0` turns the pool off.
+    pub pool_min: usize,
+    pub pool_max: usize,
+    pub pool_horizon_ms: u64,
+    pub pool_max_idle_s: u64,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        let pool = flytrap_engine::BrokerPoolConfig::default();
+        Broker {
+            address: None,
+            tls: false,
+            ca: None,
+            source_addresses: Vec::new(),
+            pool_min: pool.min,
+            pool_max: pool.max,
+            pool_horizon_ms: pool.horizon.as_millis() as u64,
+            pool_max_idle_s: pool.max_idle.as_secs(),
+        }
+    }
+}
+
+impl Broker {
+    /// The engine's pool settings; a minimum above the maximum is an error.
+    pub fn pool(&self) -> anyhow::Result<flytrap_engine::BrokerPoolConfig> {
+        if self.pool_min > self.pool_max {
+            bail!(
+                "broker.pool_min ({}) is above broker.pool_max ({})",
+                self.pool_min,
+                self.pool_max
+            );
+        }
+        if self.pool_max > 0 && self.pool_max_idle_s == 0 {
+            bail!("broker.pool_max_idle_s must be at least 1 with the pool on");
+        }
+        Ok(flytrap_engine::BrokerPoolConfig {
+            min: self.pool_min,
+            max: self.pool_max,
+            horizon: std::time::Duration::from_millis(self.pool_horizon_ms),
+            max_idle: std::time::Duration::from_secs(self.pool_max_idle_s),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -387,5 +432,35 @@ mod tests {
         assert_eq!(c.engine.processes, 3);
         assert!(c.auth.allow_static);
         assert!(!c.auth.require_challenge);
+    }
+
+    #[test]
+    fn broker_pool_keys() {
+        let on = parse("", []).unwrap().broker.pool().unwrap();
+        assert_eq!(on, flytrap_engine::BrokerPoolConfig::default());
+        assert!(on.enabled());
+        let off = parse("[broker]\npool_max = 0\npool_min = 0\n", [])
+            .unwrap()
+            .broker
+            .pool()
+            .unwrap();
+        assert!(!off.enabled());
+        let c = parse(
+            "[broker]\npool_min = 4\npool_max = 8\npool_horizon_ms = 50\npool_max_idle_s = 3\n",
+            [],
+        )
+        .unwrap();
+        let p = c.broker.pool().unwrap();
+        assert_eq!(
+            (p.min, p.max, p.horizon.as_millis(), p.max_idle.as_secs()),
+            (4, 8, 50, 3)
+        );
+        let e = parse("[broker]\npool_min = 9\npool_max = 8\n", [])
+            .unwrap()
+            .broker
+            .pool()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("broker.pool_min (9)"), "{e}");
     }
 }

@@ -105,6 +105,26 @@ impl Mosquitto {
     pub fn ca(&self) -> PathBuf {
         self._dir.path().join("cert.pem")
     }
+
+    /// Kills the broker (every connection to it ends); [`Mosquitto::restart`] brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(self._dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_listening(self.addr, Duration::from_secs(10));
+    }
 }
 
 impl Drop for Mosquitto {
@@ -367,4 +387,126 @@ impl RawClient {
             Packet::decode(&frame, self.version).expect("valid packet from the proxy")
         ))
     }
+}
+
+/// A TCP relay between the proxy and a broker that counts what the proxy sends: connections
+/// opened, and bytes towards the broker. Shows that a pre-dialled connection carried nothing.
+#[derive(Debug)]
+pub struct CountingRelay {
+    /// Where the proxy should connect.
+    pub addr: SocketAddr,
+    counts: std::sync::Arc<RelayCounts>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a [`CountingRelay`] saw.
+#[derive(Debug, Default)]
+pub struct RelayCounts {
+    /// Connections accepted from the proxy.
+    pub connections: std::sync::atomic::AtomicUsize,
+    /// Of those, the ones that carried at least one byte towards the broker.
+    pub used: std::sync::atomic::AtomicUsize,
+    /// Bytes towards the broker, over all connections.
+    pub bytes_up: std::sync::atomic::AtomicU64,
+}
+
+impl CountingRelay {
+    /// A relay on a free loopback port in front of `broker`.
+    pub fn start(broker: SocketAddr) -> CountingRelay {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counts = std::sync::Arc::new(RelayCounts::default());
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (c, s) = (counts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Relaxed) {
+                let down = match listener.accept() {
+                    Ok((down, _)) => down,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                };
+                down.set_nonblocking(false).unwrap();
+                let _ = down.set_nodelay(true);
+                c.connections.fetch_add(1, Relaxed);
+                let Ok(up) = TcpStream::connect(broker) else {
+                    continue; // broker down: the proxy sees its socket closed
+                };
+                let _ = up.set_nodelay(true);
+                let (c, s) = (c.clone(), s.clone());
+                std::thread::spawn(move || relay_pair(down, up, &c, &s));
+            }
+        });
+        CountingRelay { addr, counts, stop }
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> &RelayCounts {
+        &self.counts
+    }
+}
+
+fn relay_pair(
+    down: TcpStream,
+    up: TcpStream,
+    counts: &RelayCounts,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut down_r, mut up_w) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+    let (mut up_r, mut down_w) = (up, down);
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_r, &mut down_w);
+        let _ = down_w.shutdown(std::net::Shutdown::Both);
+    });
+    down_r
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut chunk = [0u8; 4096];
+    let mut used = false;
+    loop {
+        match down_r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if !used {
+                    used = true;
+                    counts.used.fetch_add(1, Relaxed);
+                }
+                counts.bytes_up.fetch_add(n as u64, Relaxed);
+                if up_w.write_all(&chunk[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop.load(Relaxed) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = up_w.shutdown(std::net::Shutdown::Both);
+    let _ = back.join();
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The value of an unlabelled metric in the engine's Prometheus text.
+pub fn metric(engine: &Engine, name: &str) -> u64 {
+    let text = engine.metrics().render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
 }

@@ -17,7 +17,7 @@ use flytrap_proto::{
     encode_properties,
 };
 
-use crate::{Mosquitto, Proxy, RawClient};
+use crate::{CountingRelay, Mosquitto, Proxy, RawClient};
 
 /// Everything running.
 pub struct Stack {
@@ -29,6 +29,8 @@ pub struct Stack {
     pub owner: Client,
     /// The broker.
     pub broker: Mosquitto,
+    /// The byte-counting relay between proxy and broker, with [`StackOptions::relay`].
+    pub relay: Option<CountingRelay>,
     /// The proxy.
     pub proxy: Proxy,
     /// The chain service behind the proxy.
@@ -62,6 +64,8 @@ pub struct StackOptions {
     pub require_challenge: bool,
     /// `auth.challenge_ttl_s`.
     pub challenge_ttl_s: u64,
+    /// Put a [`CountingRelay`] between the proxy and the broker.
+    pub relay: bool,
 }
 
 impl Default for StackOptions {
@@ -78,6 +82,7 @@ impl Default for StackOptions {
             max_stale: Duration::from_secs(60),
             require_challenge: false,
             challenge_ttl_s: 30,
+            relay: false,
         }
     }
 }
@@ -138,10 +143,12 @@ impl Stack {
             geo,
         );
         let broker = Mosquitto::start();
+        let relay = opts.relay.then(|| CountingRelay::start(broker.addr));
+        let upstream = relay.as_ref().map_or(broker.addr, |r| r.addr);
         let factory_shared = shared.clone();
         let proxy_protocol = opts.proxy_protocol;
         let proxy = Proxy::start_with(
-            &[broker.addr],
+            &[upstream],
             |c| c.proxy_protocol = proxy_protocol,
             move |_| ChainAuthorizer::new(factory_shared.clone()),
         );
@@ -150,6 +157,7 @@ impl Stack {
             anvil,
             owner,
             broker,
+            relay,
             proxy,
             service: Some(service),
             shared,

@@ -110,18 +110,28 @@ fn slow_loris_is_cut_at_the_connect_timeout() {
 
 #[test]
 fn flytrap_properties_never_reach_the_broker() {
-    // A stand-in broker that records the CONNECT it receives.
+    // A stand-in broker that records the CONNECT it receives (on whichever connection: the
+    // proxy's pool dials some ahead that carry nothing).
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let recorder = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut got = vec![0u8; 4096];
-        let n = s.read(&mut got).unwrap();
-        s.write_all(b"\x20\x03\x00\x00\x00").unwrap();
-        got.truncate(n);
-        got
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let (Ok(mut s), tx) = (s, tx.clone()) else {
+                return;
+            };
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut got = vec![0u8; 4096];
+                if let Ok(n @ 1..) = s.read(&mut got) {
+                    s.write_all(b"\x20\x03\x00\x00\x00").unwrap();
+                    got.truncate(n);
+                    let _ = tx.send(got);
+                }
+            });
+        }
     });
+    let recorder = std::thread::spawn(move || rx.recv_timeout(Duration::from_secs(10)).unwrap());
     let proxy = Proxy::start(&[addr]);
     let mut c = RawClient::connect(proxy.tcp);
     c.send(&connect_bytes(

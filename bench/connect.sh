@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# CONNECT→CONNACK side by side, in one run, interleaved (issue 15): direct to Mosquitto, through
+# HAProxy (TCP mode), through FlyTrap allow-all with its broker pool off ("before") and on, and
+# FlyTrap with the chain and signed CONNECTs (permission cache warm: ttl 300 s; cold: ttl 0),
+# pool off and on. Over TCP and TLS (direct and HAProxy: TLS end to end to Mosquitto; FlyTrap
+# terminates it and speaks TCP to the broker).
+#
+# 1. Latency: flytrap-bench connect opens fresh connections one at a time (a pause between
+#    them) and times CONNECT→CONNACK; the TCP connect and TLS handshake come first, outside
+#    the clock. Medians over rounds of p50 and p99.
+# 2. Connection storm: loadgen's connect scenario, N clients at a ramp above what one core
+#    carries, all connected at once (hold 0); the proxy's CPU time per CONNECT gives the
+#    CONNECTs per second one proxy core carries, next to the rate the client saw.
+#
+# Placement (2 vCPUs): the measuring client and anvil on CPU 0; Mosquitto and every proxy on
+# CPU 1, so that direct and proxied paths cross between CPUs the same number of times.
+#
+#   bench/connect.sh [ROUNDS] [SAMPLES] [STORM_CLIENTS]     (defaults: 5 rounds, 200, 3000)
+#
+# Results: bench/results/connect-<UTC time>/ (raw JSON, summary.md, machine.txt).
+source "$(dirname "$0")/lib.sh"
+rounds=${1:-5}
+samples=${2:-200}
+storm=${3:-3000}
+
+build
+cargo build --locked --release -q -p flytrap-bench
+
+out="bench/results/connect-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+make_cert
+
+broker=$(free_port); broker_tls=$(free_port); haproxy_port=$(free_port); haproxy_tls=$(free_port)
+start_mosquitto 1 "$broker" "$broker_tls"
+start_haproxy 1 "$haproxy_port:$broker" "$haproxy_tls:$broker_tls"; haproxy_pid=${pids[-1]}
+
+declare -A port tls_port pid
+port[direct]=$broker; tls_port[direct]=$broker_tls; pid[direct]=${pids[0]}
+port[haproxy]=$haproxy_port; tls_port[haproxy]=$haproxy_tls; pid[haproxy]=$haproxy_pid
+
+# pool_toml NAME POOL_MAX: appends the pool setting to $work/NAME.toml.
+pool_toml() { printf 'pool_max = %s\npool_min = %s\n' "$2" "$(( $2 > 0 ? 2 : 0 ))" >>"$work/$1.toml"; }
+
+for pool in 0 64; do
+  name=flytrap; [ "$pool" = 0 ] && name=flytrap-nopool
+  port[$name]=$(free_port); tls_port[$name]=$(free_port)
+  cat >"$work/$name.toml" <<CONF
+[engine]
+cores = 1
+[authz]
+allow_all = true
+[listen]
+tcp = "127.0.0.1:${port[$name]}"
+tls = "127.0.0.1:${tls_port[$name]}"
+cert = "$work/cert.pem"
+key = "$work/key.pem"
+[broker]
+address = "127.0.0.1:$broker"
+CONF
+  pool_toml "$name" "$pool"
+  start_flytrap 1 "$name" "${port[$name]}"; pid[$name]=$flytrap_pid; wait_port "${tls_port[$name]}"
+done
+
+# The chain: anvil with the contract (CONNECTs are checked by signature; no grant needed).
+start_chain 0
+$bin/flytrap key new --out "$work/client.key" >/dev/null
+for v in warm cold; do
+  for pool in 0 64; do
+    name=flytrap-$v; [ "$pool" = 0 ] && name=flytrap-$v-nopool
+    port[$name]=$(free_port); tls_port[$name]=$(free_port)
+    ttl=$([ $v = warm ] && echo 300 || echo 0)
+    chain_toml "$name" "$broker" "${port[$name]}" "${tls_port[$name]}" "$ttl"
+    # chain_toml ends with [cache] and [spool]: the pool keys go in their own [broker] lines.
+    sed -i "s/^\[broker\]$/[broker]\npool_max = $pool\npool_min = $(( pool > 0 ? 2 : 0 ))/" "$work/$name.toml"
+    start_flytrap 1 "$name" "${port[$name]}"; pid[$name]=$flytrap_pid; wait_port "${tls_port[$name]}"
+  done
+done
+
+targets=(direct haproxy flytrap-nopool flytrap flytrap-warm-nopool flytrap-warm flytrap-cold-nopool flytrap-cold)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# 1. Latency, interleaved rounds.
+for r in $(seq "$rounds"); do
+  for t in "${targets[@]}"; do
+    key=(); [[ $t == flytrap-warm* || $t == flytrap-cold* ]] && key=(--key "$work/client.key")
+    taskset -c 0 $bin/flytrap-bench connect --target "127.0.0.1:${port[$t]}" --samples "$samples" \
+      --warmup 10 --label "$t" "${key[@]}" >>"$out/connect-$t.jsonl"
+    taskset -c 0 $bin/flytrap-bench connect --target "127.0.0.1:${tls_port[$t]}" --tls-ca "$work/cert.pem" \
+      --samples "$samples" --warmup 10 --label "$t-tls" "${key[@]}" >>"$out/connect-$t-tls.jsonl"
+  done
+  echo "latency round $r/$rounds done" >&2
+done
+
+# 2. Connection storm: N clients at 20,000/s, the proxy's CPU time per CONNECT.
+storm_targets=(direct haproxy flytrap-nopool flytrap flytrap-warm-nopool flytrap-warm)
+for t in "${storm_targets[@]}"; do
+  for mode in tcp tls; do
+    args=(--target "127.0.0.1:${port[$t]}")
+    [ $mode = tls ] && args=(--target "127.0.0.1:${tls_port[$t]}" --ca "$work/cert.pem")
+    [[ $t == flytrap-warm* ]] || args+=(--unsigned)
+    before=$(cpu_ticks "${pid[$t]}")
+    taskset -c 0 $bin/loadgen connect "${args[@]}" -n "$storm" --ramp 20000 --hold 0 --settle 0 \
+      --cores 0 --timeout 20 --quiet --client-id "storm-$t-$mode-" --label "$t-$mode" \
+      --out "$out/storm-$t-$mode" >/dev/null || true
+    after=$(cpu_ticks "${pid[$t]}")
+    echo "{\"target\": \"$t\", \"mode\": \"$mode\", \"cpu_s\": $(( after - before ))e0, \"hz\": $(getconf CLK_TCK)}" \
+      >"$out/storm-$t-$mode/cpu.json"
+    sleep 1
+  done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+machine_txt "$out/machine.txt" "bench/connect.sh $rounds $samples $storm" \
+  "client (flytrap-bench, loadgen) and anvil on CPU 0; mosquitto, haproxy and every FlyTrap on CPU 1"
+echo "load average before: $load_before; after: $load_after" >>"$out/machine.txt"
+
+python3 - "$out" "$storm" <<'PY' | tee "$out/summary.md"
+import json, statistics, sys, os
+out, storm = sys.argv[1], int(sys.argv[2])
+med = statistics.median
+def load(name):
+    return [json.loads(l) for l in open(os.path.join(out, name))]
+targets = ["direct", "haproxy", "flytrap-nopool", "flytrap", "flytrap-warm-nopool", "flytrap-warm",
+           "flytrap-cold-nopool", "flytrap-cold"]
+for mode, suffix in [("TCP", ""), ("TLS", "-tls")]:
+    rows = {t: load(f"connect-{t}{suffix}.jsonl") for t in targets}
+    p50 = {t: med([r["p50_us"] for r in rs]) for t, rs in rows.items()}
+    p99 = {t: med([r["p99_us"] for r in rs]) for t, rs in rows.items()}
+    h50, h99 = p50["haproxy"] - p50["direct"], p99["haproxy"] - p99["direct"]
+    print(f"\nCONNECT→CONNACK over {mode} (median over rounds of each round's p50 / p99)\n")
+    print("| target | p50 µs | p99 µs | added p50 µs | added p99 µs | added p50 ÷ HAProxy's | added p99 ÷ HAProxy's |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for t in targets:
+        a50, a99 = p50[t] - p50["direct"], p99[t] - p99["direct"]
+        r50 = f"{a50 / h50:.2f}" if h50 > 0 and t.startswith("flytrap") else ""
+        r99 = f"{a99 / h99:.2f}" if h99 > 0 and t.startswith("flytrap") else ""
+        print(f"| {t} | {p50[t]} | {p99[t]} | {a50:+} | {a99:+} | {r50} | {r99} |")
+print(f"\nConnection storm: {storm} clients at 20,000/s, all held until the end (loadgen connect)\n")
+print("| target | mode | CONNACK 0 | errors | client-side CONNECTs/s | connect p50 ms | p99 ms | server CPU µs/CONNECT | CONNECTs/s per server core |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for t in ["direct", "haproxy", "flytrap-nopool", "flytrap", "flytrap-warm-nopool", "flytrap-warm"]:
+    for mode in ["tcp", "tls"]:
+        d = os.path.join(out, f"storm-{t}-{mode}")
+        try:
+            s = json.load(open(os.path.join(d, "summary.json")))
+        except FileNotFoundError:
+            print(f"| {t} | {mode} | run failed | | | | | | |")
+            continue
+        cpu = json.load(open(os.path.join(d, "cpu.json")))
+        ok = s["outcomes"].get("connack 0x00", 0)
+        ph = s["phases"].get("connect", {})
+        ramp_s = s["elapsed_s"]
+        cpu_s = cpu["cpu_s"] / cpu["hz"]
+        per = cpu_s * 1e6 / max(ok, 1)
+        per_core = f"{1e6 / per:.0f}" if per > 0 else ""
+        print(f"| {t} | {mode} | {ok} | {s['error_count']} | {ok / ramp_s:.0f} | {ph.get('p50_us', 0) / 1000:.2f} | {ph.get('p99_us', 0) / 1000:.2f} | {per:.0f} | {per_core} |")
+print("\n(direct: Mosquitto's own CPU; HAProxy and FlyTrap: the proxy's CPU only, Mosquitto's not included.)")
+PY
+echo "results in $out" >&2
