@@ -550,7 +550,7 @@ fn fleet_enforcement_latency() {
         summary(&mut bans)
     );
     eprintln!(
-        "ban decided at A → mined: {}",
+        "first of the bad CONNECTs at A → ban mined: {}",
         summary(&mut decided_to_mined)
     );
     eprintln!(
