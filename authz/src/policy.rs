@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use flytrap_chain::{
-    Action, Address, Answer, AuditRecord, B256, ChainHandle, Country, Notice, Query,
+    Action, Address, Answer, AuditRecord, B256, ChainBan, ChainHandle, Country, Notice, Query,
 };
 use flytrap_engine::{Authorizer, Check, ConnectInfo, Verdict};
 use flytrap_proto::{Connect, ReasonCode, topic};
 
-use crate::bans::{BanList, BanPolicy};
+use crate::bans::{Applied, BanList, BanPolicy};
 use crate::cache::{CacheConfig, Lookup, PermCache};
 use crate::challenge::{Challenge, ChallengeConfig};
 use crate::geo::Geo;
@@ -64,6 +64,8 @@ pub struct AuthzShared {
     bans: BanList,
     geo: Option<Geo>,
     sensitive: SensitiveLog,
+    /// The last chain ban applied, so that only the first shard to apply one logs it.
+    last_chain_ban: std::sync::Mutex<Option<ChainBan>>,
 }
 
 impl AuthzShared {
@@ -76,6 +78,7 @@ impl AuthzShared {
             chain,
             geo,
             sensitive: SensitiveLog::default(),
+            last_chain_ban: std::sync::Mutex::new(None),
         })
     }
 
@@ -83,6 +86,12 @@ impl AuthzShared {
     /// if it could not be (see [`ReplayCache::share`]).
     pub fn share_replay(&self, table: flytrap_engine::seen::SeenTable) -> bool {
         self.replay.share(table)
+    }
+
+    /// The sensitive-topic accesses since the last call, per topic (worker processes merge
+    /// theirs before writing one report per topic).
+    pub fn take_sensitive(&self) -> Vec<crate::sensitive::TopicAccesses> {
+        self.sensitive.take()
     }
 
     /// The sensitive-topic accesses since the last call, as audit records for `[from, to]`.
@@ -110,6 +119,27 @@ impl AuthzShared {
             }
         })
         .detach();
+    }
+
+    /// Applies a ban (or a lift) recorded on the chain by any operator.
+    pub fn chain_ban(&self, ban: &ChainBan) {
+        let applied = self.bans.apply(ban, unix_now(), Instant::now());
+        let fresh = self.last_chain_ban.lock().map(|mut last| {
+            let fresh = *last != Some(*ban);
+            *last = Some(*ban);
+            fresh
+        });
+        if fresh.unwrap_or(true) {
+            match applied {
+                Applied::Banned => {
+                    tracing::info!(ip = %ban.ip, until = ban.until, block = ban.block, "ban from the chain enforced")
+                }
+                Applied::Lifted => {
+                    tracing::info!(ip = %ban.ip, block = ban.block, "ban lifted on the chain")
+                }
+                Applied::Ignored => {}
+            }
+        }
     }
 
     /// Counts a failure from `ip`; a resulting ban is recorded on the chain.
@@ -196,6 +226,7 @@ impl ChainAuthorizer {
         let cache = Rc::new(RefCell::new(PermCache::new(shared.config.cache)));
         let mut notices = shared.chain.subscribe();
         let listener_cache = Rc::downgrade(&cache);
+        let listener_shared = shared.clone();
         glommio::spawn_local(async move {
             while let Some(notice) = notices.recv().await {
                 let Some(cache) = listener_cache.upgrade() else {
@@ -204,6 +235,9 @@ impl ChainAuthorizer {
                 match notice {
                     Notice::Changed(inv) => cache.borrow_mut().invalidate(&inv),
                     Notice::FlushAll => cache.borrow_mut().clear(),
+                    // Every shard applies it (idempotent): one list per process, so the first
+                    // one to see it bans the IP for all of them.
+                    Notice::Banned(ban) => listener_shared.chain_ban(&ban),
                 }
             }
         })

@@ -91,6 +91,17 @@ const KIND_CONNECT_FAILED: u8 = 3;
 const KIND_REPORT: u8 = 4;
 
 impl AuditRecord {
+    /// The record that lifts every ban of `ip` decided at or before `time` (see
+    /// [`ChainBan`](crate::types::ChainBan) for the encoding: no failures, `until == time`).
+    pub fn lift(ip: IpAddr, time: u64) -> AuditRecord {
+        AuditRecord::Ban {
+            ip,
+            until: time,
+            failures: 0,
+            time,
+        }
+    }
+
     /// A short name of the kind.
     pub fn kind(&self) -> &'static str {
         match self {

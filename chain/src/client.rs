@@ -757,6 +757,25 @@ impl Client {
         Ok(out)
     }
 
+    /// The contract's raw logs in blocks `[from, to]` whose first topic (the event signature)
+    /// is one of `signatures`, oldest first: one `eth_getLogs` for several event types.
+    pub async fn logs_of(
+        &self,
+        signatures: Vec<B256>,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<alloy::rpc::types::Log>> {
+        let filter = Filter::new()
+            .address(self.address())
+            .event_signature(signatures)
+            .from_block(from)
+            .to_block(to);
+        self.provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| self.rpc_err(e))
+    }
+
     /// The timestamp of a block.
     pub async fn block_time(&self, number: u64) -> Result<u64> {
         let block = self

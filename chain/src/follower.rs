@@ -1,5 +1,7 @@
 //! The event follower: polls the node for the contract's `AclChanged` events and turns them
-//! into [`Invalidation`]s for the proxy's permission caches.
+//! into [`Invalidation`]s for the proxy's permission caches, and for its `Banned` events (any
+//! operator's: another proxy's, another worker's, an operator's lift) and hands them to every
+//! proxy's ban list as [`ChainBan`]s. Both come from one `eth_getLogs` per step, in log order.
 //!
 //! It asks for the head block every `poll_interval` (default 250 ms, well inside anvil's
 //! `--block-time 1` and any public chain's block time; automine works the same), reads the logs
@@ -17,12 +19,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::Address;
+use alloy::sol_types::SolEvent;
 use tokio::sync::broadcast;
 
 use crate::bindings::FlyTrap;
 use crate::client::Client;
 use crate::service::Shared;
-use crate::types::{Action, Change, Invalidation};
+use crate::types::{Action, ChainBan, Change, Invalidation, bytes16_to_ip};
 
 /// At most this many blocks per `eth_getLogs` (public nodes cap the range).
 pub const MAX_LOG_RANGE: u64 = 2_000;
@@ -35,6 +38,8 @@ pub enum Notice {
     /// Drop every cached answer: the subscriber fell behind (its queue overflowed) or the
     /// chain was reset.
     FlushAll,
+    /// A ban (or a lift, see [`ChainBan::is_lift`]) recorded on the chain by any operator.
+    Banned(ChainBan),
 }
 
 /// A subscription to invalidations. Runtime-agnostic: `recv().await` works on any executor
@@ -186,6 +191,16 @@ fn to_invalidation(e: &FlyTrap::AclChanged, block: u64) -> Invalidation {
     }
 }
 
+fn to_chain_ban(e: &FlyTrap::Banned, block: u64) -> ChainBan {
+    ChainBan {
+        ip: bytes16_to_ip(e.ip),
+        until: e.until,
+        failures: e.failures,
+        time: e.time,
+        block,
+    }
+}
+
 /// The follower task (runs on the chain thread until the service stops).
 pub(crate) async fn run(
     client: Client,
@@ -256,12 +271,40 @@ async fn step(
     }
     let from = done + 1;
     let to = head.min(from + MAX_LOG_RANGE - 1);
-    let events = client.events::<FlyTrap::AclChanged>(from, Some(to)).await?;
-    for ev in &events {
-        let inv = to_invalidation(&ev.event, ev.block);
-        shared.recent.push(inv);
-        shared.invalidations.fetch_add(1, Ordering::Relaxed);
-        let _ = tx.send(Notice::Changed(inv));
+    let logs = client
+        .logs_of(
+            vec![
+                FlyTrap::AclChanged::SIGNATURE_HASH,
+                FlyTrap::Banned::SIGNATURE_HASH,
+            ],
+            from,
+            to,
+        )
+        .await?;
+    for log in &logs {
+        let block = log.block_number.unwrap_or(to);
+        match log.topic0() {
+            Some(&FlyTrap::AclChanged::SIGNATURE_HASH) => {
+                let e = log
+                    .log_decode::<FlyTrap::AclChanged>()
+                    .map_err(|e| crate::Error::Rpc(format!("undecodable AclChanged log: {e}")))?;
+                let inv = to_invalidation(&e.inner.data, block);
+                shared.recent.push(inv);
+                shared.invalidations.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Notice::Changed(inv));
+            }
+            Some(&FlyTrap::Banned::SIGNATURE_HASH) => {
+                // The contract masks every field: a log that fails to decode is not its.
+                match log.log_decode::<FlyTrap::Banned>() {
+                    Ok(e) => {
+                        shared.bans_seen.fetch_add(1, Ordering::Relaxed);
+                        let _ = tx.send(Notice::Banned(to_chain_ban(&e.inner.data, block)));
+                    }
+                    Err(e) => tracing::warn!(block, error = %e, "undecodable Banned log skipped"),
+                }
+            }
+            _ => {}
+        }
     }
     *last = Some(to);
     shared.follower_block.store(to, Ordering::Relaxed);

@@ -43,8 +43,8 @@ pub use follower::{Invalidations, Notice};
 pub use service::{ChainConfig, ChainHandle, ChainService, Pending, Status};
 pub use spool::Spool;
 pub use types::{
-    Action, Answer, Change, Country, Fee, Invalidation, JOIN_CLOSED, Query, TopicInfo, TopicSpec,
-    parse_address, topic_id,
+    Action, Answer, ChainBan, Change, Country, Fee, Invalidation, JOIN_CLOSED, Query, TopicInfo,
+    TopicSpec, parse_address, topic_id,
 };
 
 /// The chain layer's result.

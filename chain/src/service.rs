@@ -103,6 +103,7 @@ pub(crate) struct Shared {
     pub(crate) rechecks: AtomicU64,
     pub(crate) follower_block: AtomicU64,
     pub(crate) invalidations: AtomicU64,
+    pub(crate) bans_seen: AtomicU64,
     pub(crate) audit_next_seq: AtomicU64,
     pub(crate) audit_acked: AtomicU64,
     pub(crate) audit_pending: AtomicU64,
@@ -149,6 +150,8 @@ pub struct Status {
     pub follower_block: u64,
     /// Invalidations delivered.
     pub invalidations: u64,
+    /// `Banned` records (bans and lifts, any operator's) delivered.
+    pub bans_seen: u64,
     /// The next audit seq.
     pub audit_next_seq: u64,
     /// Highest audit seq on the chain.
@@ -258,7 +261,7 @@ impl ChainHandle {
         Ok(Pending { rx })
     }
 
-    /// Subscribes to ACL invalidations (from now on).
+    /// Subscribes to ACL invalidations and chain bans (from now on).
     pub fn subscribe(&self) -> Invalidations {
         Invalidations::new(self.notices.subscribe())
     }
@@ -307,6 +310,7 @@ impl ChainHandle {
             rechecks: l(&s.rechecks),
             follower_block: l(&s.follower_block),
             invalidations: l(&s.invalidations),
+            bans_seen: l(&s.bans_seen),
             audit_next_seq: l(&s.audit_next_seq),
             audit_acked: l(&s.audit_acked),
             audit_pending: l(&s.audit_pending),

@@ -303,6 +303,35 @@ pub struct Invalidation {
     pub block: u64,
 }
 
+/// A `Banned` record seen on the chain, written by any operator (any proxy, any worker process,
+/// or `flytrap ban lift`), for every proxy's ban list.
+///
+/// The contract's event is reused as it is, with one encoding for lifting a ban: **`failures ==
+/// 0` and `until <= time`** ([`AuditRecord::lift`](crate::AuditRecord::lift) writes `until ==
+/// time`). A ban the proxy decides always counts at least one failure and ends after it was
+/// decided, so the two never mix. A lift at `time` T cancels every ban of that IP decided at
+/// or before T, including one still waiting in some proxy's spool and mined later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainBan {
+    /// The IP.
+    pub ip: IpAddr,
+    /// End of the ban, Unix seconds (for a lift: its time).
+    pub until: u64,
+    /// Failures that led to it (0 for a lift).
+    pub failures: u32,
+    /// When it was decided (or lifted), Unix seconds.
+    pub time: u64,
+    /// The block it was mined in.
+    pub block: u64,
+}
+
+impl ChainBan {
+    /// Whether this record lifts the IP's bans rather than banning it.
+    pub fn is_lift(&self) -> bool {
+        self.failures == 0 && self.until <= self.time
+    }
+}
+
 /// An IP address as the contract's `bytes16` (IPv4 as IPv4-mapped IPv6, `::ffff:a.b.c.d`).
 pub fn ip_to_bytes16(ip: IpAddr) -> FixedBytes<16> {
     let v6 = match ip {

@@ -18,8 +18,8 @@ use crate::pump::{Ctx, End, Shared};
 use crate::shard::ShardCtx;
 
 /// Reads until one whole frame is in `buf`, and splits it off.
-async fn read_frame(
-    rd: &mut Reader<ClientStream>,
+async fn read_frame<S: futures_lite::io::AsyncRead + Unpin>(
+    rd: &mut Reader<S>,
     buf: &mut BytesMut,
     framer: Framer,
 ) -> Result<Bytes, Option<flytrap_proto::Error>> {
@@ -65,6 +65,8 @@ struct Up<S> {
     broker: Writer<BrokerStream>,
     /// Bytes the client sent after its CONNECT.
     buf: BytesMut,
+    /// What the broker sent first: its CONNACK, and anything after it.
+    broker_buf: BytesMut,
     session: S,
     version: Version,
     client_alias_maximum: u16,
@@ -87,7 +89,8 @@ pub(crate) async fn serve<A: Authorizer>(
     }
 }
 
-/// Steps 1–4: the CONNECT, authentication, the broker, the rewritten CONNECT.
+/// Steps 1–5: the CONNECT, authentication, the broker, the rewritten CONNECT, the broker's
+/// first answer.
 async fn establish<A: Authorizer>(
     shard: &ShardCtx<A>,
     stream: ClientStream,
@@ -189,7 +192,7 @@ async fn establish<A: Authorizer>(
             return None;
         }
     };
-    let (brd, broker) = split(broker);
+    let (mut brd, broker) = split(broker);
 
     // 4. The CONNECT, without the proxy's credentials.
     let mut rewritten = BytesMut::with_capacity(frame.len());
@@ -206,6 +209,31 @@ async fn establish<A: Authorizer>(
         refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
         return None;
     }
+    // 5. The broker's first answer (its CONNACK). A port that accepts and then closes — a
+    // port forwarder (docker-proxy, HAProxy, ssh -L) in front of a stopped broker, or a broker
+    // that drops the connection — is an unreachable broker too: CONNACK 0x88, not a bare close.
+    let mut from_broker = BytesMut::new();
+    let answer = read_frame(&mut brd, &mut from_broker, framer);
+    let answer = glommio::timer::timeout(shard.config.broker_connect_timeout, async {
+        Ok(answer.await)
+    })
+    .await;
+    let broker_buf = match answer {
+        Ok(Ok(first)) => {
+            // Handed to the relay as it came, so the pump sees the CONNACK (alias maximum).
+            let mut b = BytesMut::with_capacity(first.len() + from_broker.len());
+            b.extend_from_slice(&first);
+            b.extend_from_slice(&from_broker);
+            b
+        }
+        Ok(Err(_)) | Err(_) => {
+            tracing::debug!(addr = %shard.brokers.addr(index), "broker closed or silent before its CONNACK");
+            metrics.inc(|m| &m.broker_unreachable);
+            refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
+            broker.close().await;
+            return None;
+        }
+    };
     let client_alias_maximum = connect
         .properties
         .iter()
@@ -224,6 +252,7 @@ async fn establish<A: Authorizer>(
         brd,
         broker,
         buf,
+        broker_buf,
         session,
         version,
         client_alias_maximum,
@@ -321,7 +350,7 @@ impl<A: Authorizer> AuthExchange<'_, '_, A> {
     }
 }
 
-/// Step 5: both directions until one ends.
+/// Step 6: both directions until one ends.
 async fn relay<A: Authorizer>(shard: &ShardCtx<A>, info: &ConnectInfo, up: Up<A::Session>) {
     let Up {
         mut rd,
@@ -329,6 +358,7 @@ async fn relay<A: Authorizer>(shard: &ShardCtx<A>, info: &ConnectInfo, up: Up<A:
         mut brd,
         broker,
         buf,
+        broker_buf,
         session,
         version,
         client_alias_maximum,
@@ -351,7 +381,7 @@ async fn relay<A: Authorizer>(shard: &ShardCtx<A>, info: &ConnectInfo, up: Up<A:
     let end = future::or(
         future::or(
             ctx.client_to_broker(&mut rd, buf),
-            ctx.broker_to_client(&mut brd),
+            ctx.broker_to_client(&mut brd, broker_buf),
         ),
         ctx.keep_alive(),
     )

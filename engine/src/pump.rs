@@ -299,9 +299,9 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
             .await
     }
 
-    /// Broker → client, until either side ends it.
-    pub(crate) async fn broker_to_client(&self, rd: &mut Reader<B>) -> End {
-        self.pump(Side::Broker, rd, BytesMut::new(), self.client, self.broker)
+    /// Broker → client, until either side ends it; `buf` holds what the broker sent first.
+    pub(crate) async fn broker_to_client(&self, rd: &mut Reader<B>, buf: BytesMut) -> End {
+        self.pump(Side::Broker, rd, buf, self.client, self.broker)
             .await
     }
 

@@ -50,6 +50,16 @@ enum Command {
     Withdraw(cmd::ops::Withdraw),
     /// Reports from the audit records and the change log on the chain.
     Audit(cmd::audit::Audit),
+    /// Bans shared by every proxy on the contract: lift one, list those in force.
+    Ban {
+        #[command(subcommand)]
+        command: cmd::ban::BanCommand,
+    },
+    /// Operators: the keys that may write audit records (one per proxy of a fleet).
+    Operator {
+        #[command(subcommand)]
+        command: cmd::operator::OperatorCommand,
+    },
     /// Serve the read-only web page over the chain's records (topics, ACL history, failures
     /// and bans, clients, sensitive-topic reports) on 127.0.0.1:8080. No key needed.
     Ui(cmd::ui::Ui),
@@ -75,6 +85,8 @@ fn main() -> ExitCode {
         Command::Join(c) => c.run(),
         Command::Withdraw(c) => c.run(),
         Command::Audit(c) => c.run(),
+        Command::Ban { command } => command.run(),
+        Command::Operator { command } => command.run(),
         Command::Ui(c) => c.run(),
     };
     match result {

@@ -10,10 +10,10 @@ use flytrap_authz::cache::CacheConfig;
 use flytrap_authz::challenge::ChallengeConfig;
 use flytrap_authz::geo::Geo;
 use flytrap_authz::{AuthzConfig, AuthzShared, Unregistered};
-use flytrap_chain::{ChainConfig, ChainService};
+use flytrap_chain::{AuditRecord, ChainConfig, ChainService};
 
 use crate::config::{self, Config};
-use crate::workers::{Worker, operators};
+use crate::workers::{Worker, operators, sensitive};
 
 /// The running plane.
 #[derive(Debug)]
@@ -28,7 +28,8 @@ pub enum Plane {
     },
 }
 
-/// Writes one sensitive-topic report per topic per interval.
+/// Writes one sensitive-topic report per topic per interval (with worker processes: one for
+/// all of them, merged by worker 0).
 #[derive(Debug)]
 pub struct SensitiveReports {
     stop: std::sync::mpsc::Sender<()>,
@@ -136,10 +137,15 @@ impl Plane {
         {
             bail!("auth.max_clock_skew_s is too long for the workers' shared replay table");
         }
+        let sharing = match (worker, &c.spool.dir) {
+            (Some(w), Some(spool)) => Some((spool.clone(), w.index)),
+            _ => None,
+        };
         let reports = SensitiveReports::start(
             shared.clone(),
             service.handle(),
             Duration::from_secs(c.report.interval_s.max(1)),
+            sharing,
         );
         Ok(Plane::Chain {
             service,
@@ -161,16 +167,94 @@ impl Plane {
     }
 }
 
+/// Spools `records`; whether every one of them was.
+fn spool_reports(chain: &flytrap_chain::ChainHandle, records: Vec<AuditRecord>) -> bool {
+    let mut all = true;
+    for record in records {
+        match chain.try_audit(record).map(|p| p.wait()) {
+            Ok(Ok(seq)) => tracing::info!(seq, "sensitive-topic report spooled"),
+            Ok(Err(e)) | Err(e) => {
+                all = false;
+                tracing::error!(error = %e, "sensitive-topic report not spooled")
+            }
+        }
+    }
+    all
+}
+
+/// Worker processes: intervals aligned on multiples of `interval` (Unix time); worker 0
+/// merges every worker's partial report (see [`crate::workers::sensitive`]).
+fn merged_reports(
+    shared: &AuthzShared,
+    chain: &flytrap_chain::ChainHandle,
+    interval: Duration,
+    stopped: &std::sync::mpsc::Receiver<()>,
+    spool: &std::path::Path,
+    index: usize,
+) {
+    let step = interval.as_secs().max(1);
+    let grace = (interval / 2).min(Duration::from_secs(5));
+    let mut from = unix_now();
+    loop {
+        let boundary = (unix_now() / step + 1) * step;
+        let wake = UNIX_EPOCH
+            + Duration::from_secs(boundary)
+            + if index == 0 { grace } else { Duration::ZERO };
+        let wait = wake
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let last = !matches!(
+            stopped.recv_timeout(wait),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        let to = if last { unix_now() } else { boundary };
+        let mine = sensitive::Partial {
+            from,
+            to,
+            topics: shared.take_sensitive(),
+        };
+        if index != 0 {
+            if let Err(e) = sensitive::write_partial(spool, index, &mine) {
+                // Never lose it: report it alone rather than not at all.
+                tracing::error!(error = %e, "cannot share the sensitive-topic report; spooling it alone");
+                spool_reports(chain, sensitive::merge(&[mine]));
+            }
+        } else {
+            let files = sensitive::read_partials(spool);
+            let mut parts = vec![mine.clone()];
+            parts.extend(files.iter().map(|(_, p)| p.clone()));
+            if spool_reports(chain, sensitive::merge(&parts)) {
+                for (path, _) in &files {
+                    if let Err(e) = std::fs::remove_file(path) {
+                        tracing::error!(path = %path.display(), error = %e, "cannot remove a merged partial report");
+                    }
+                }
+            } else if let Err(e) = sensitive::write_partial(spool, 0, &mine) {
+                tracing::error!(error = %e, "sensitive-topic accesses of this interval lost");
+            }
+        }
+        from = to;
+        if last {
+            return;
+        }
+    }
+}
+
 impl SensitiveReports {
     fn start(
         shared: Arc<AuthzShared>,
         chain: flytrap_chain::ChainHandle,
         interval: Duration,
+        sharing: Option<(std::path::PathBuf, usize)>,
     ) -> SensitiveReports {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("flytrap-reports".into())
             .spawn(move || {
+                if let Some((spool, index)) = sharing {
+                    merged_reports(&shared, &chain, interval, &stopped, &spool, index);
+                    return;
+                }
                 let mut from = unix_now();
                 loop {
                     let last = !matches!(
@@ -178,14 +262,7 @@ impl SensitiveReports {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout)
                     );
                     let to = unix_now();
-                    for record in shared.take_sensitive_reports(from, to) {
-                        match chain.try_audit(record).map(|p| p.wait()) {
-                            Ok(Ok(seq)) => tracing::info!(seq, "sensitive-topic report spooled"),
-                            Ok(Err(e)) | Err(e) => {
-                                tracing::error!(error = %e, "sensitive-topic report not spooled")
-                            }
-                        }
-                    }
+                    spool_reports(&chain, shared.take_sensitive_reports(from, to));
                     from = to;
                     if last {
                         return;

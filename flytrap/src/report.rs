@@ -254,7 +254,7 @@ impl Record {
                 failures,
                 seq,
             } => json!({"kind": "ban", "time": self.time, "ip": ip.to_string(), "until": until,
-                "failures": failures, "seq": seq}),
+                "failures": failures, "lift": is_lift(*failures, *until, self.time), "seq": seq}),
             Body::Sensitive {
                 topic: t,
                 from,
@@ -280,6 +280,12 @@ impl Record {
         v["block"] = json!(self.block);
         v["tx"] = json!(format!("{:#x}", self.tx));
         v
+    }
+
+    /// Whether this is a ban record that lifts the IP's bans (`flytrap ban lift`; see
+    /// [`flytrap_chain::ChainBan`] for the encoding).
+    pub fn is_lift(&self) -> bool {
+        matches!(self.body, Body::Ban { until, failures, .. } if is_lift(failures, until, self.time))
     }
 
     /// The one-line form (`flytrap audit`).
@@ -308,6 +314,9 @@ impl Record {
                 addr(client),
                 topic(id)
             ),
+            Body::Ban { ip, seq, .. } if self.is_lift() => {
+                format!("{t}  ban-lift  ip {ip}  (bans of this IP until now lifted)  seq {seq}")
+            }
             Body::Ban {
                 ip,
                 until,
@@ -509,6 +518,12 @@ impl Report {
             ..Query::default()
         })
     }
+}
+
+/// A `Banned` record with no failures that ends when it starts lifts a ban (the encoding of
+/// [`flytrap_chain::ChainBan::is_lift`]).
+fn is_lift(failures: u32, until: u64, time: u64) -> bool {
+    failures == 0 && until <= time
 }
 
 /// The records answering a question, in time order, with the names of their topics.

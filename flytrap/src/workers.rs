@@ -7,8 +7,10 @@
 //! dies, and serves one `/metrics` page with every worker's series labelled `worker="i"`.
 //!
 //! With the chain, each worker writes audit records with its own operator key from its own
-//! spool ([`operators`]), and all share one replay cache ([`replay`]). Per-process state: bans,
-//! sensitive-topic reports, permission caches, and the per-IP connection limits and rates,
+//! spool ([`operators`]), all share one replay cache ([`replay`]), and worker 0 merges the
+//! sensitive-topic reports of all ([`sensitive`]); bans are shared through the chain (every
+//! worker's event follower enforces every `Banned` record). Per-process state: failure counts,
+//! permission caches, and the per-IP connection limits and rates,
 //! enforced by each worker for the connections it accepted (with N workers an IP may hold up
 //! to N × the limit).
 
@@ -27,6 +29,7 @@ use crate::config::Config;
 
 pub mod operators;
 pub mod replay;
+pub mod sensitive;
 
 /// The environment variable that makes a `flytrap serve` a worker: `index/count`.
 pub const WORKER_ENV: &str = "FLYTRAP_WORKER";

@@ -1,5 +1,6 @@
 //! The operator's and the client's commands (SPEC §5): `deploy`, `key new`, `sign`, `topic`,
-//! `grant`, `revoke`, `join`, `withdraw`, `audit`. `main.rs` parses the arguments into the
+//! `grant`, `revoke`, `join`, `withdraw`, `audit`, `ban`,
+//! `operator`. `main.rs` parses the arguments into the
 //! types here and calls their `run`.
 //!
 //! Every command that talks to the chain takes `--rpc URL`, `--contract ADDRESS` and
@@ -10,7 +11,9 @@
 //! exit status, and leaves no partial file behind.
 
 pub mod audit;
+pub mod ban;
 pub mod key;
+pub mod operator;
 pub mod ops;
 pub mod sign;
 pub mod time;

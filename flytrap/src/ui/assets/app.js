@@ -243,7 +243,8 @@ function detail(x) {
   switch (x.kind) {
     case "connect-failed": return "reason 0x" + x.reason.toString(16).padStart(2, "0") + " " + x.reason_text;
     case "wrong-country": return "from " + x.country + " on topic " + x.topic;
-    case "ban": return "banned until " + fmtTime(x.until) + " after " + x.failures + " failures";
+    case "ban": return x.lift ? "ban lifted by an operator"
+      : "banned until " + fmtTime(x.until) + " after " + x.failures + " failures";
     case "sensitive-report": return "published " + x.publishers.length + ", received " + x.receivers.length;
     case "acl-change": return x.change + " " + (x.action || "") + " target " + x.target;
     default: return "";
