@@ -130,7 +130,7 @@ start_flytrap() {
 machine_txt() {
   {
     echo "date: $(date -u +%FT%TZ)"; uname -srm; lscpu | grep -E 'Model name|^CPU\(s\)'
-    mosquitto -h 2>/dev/null | head -1 || true; haproxy -v | head -1
+    mosquitto -h 2>/dev/null | head -1 || true; haproxy -v | head -1 || true
     echo "open files: $(ulimit -Hn) hard"
     echo "placement: $3"
     echo "command: $2"

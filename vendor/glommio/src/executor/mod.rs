@@ -1475,6 +1475,8 @@ impl LocalExecutor {
     /// assert_eq!(res, 6);
     /// ```
     pub fn run<T>(&self, future: impl Future<Output = T>) -> T {
+        // A `sched_yield` that returns later than this let another thread run.
+        const CONTENDED_YIELD: Duration = Duration::from_micros(5);
         let run = |this: &Self| {
             // this waker is never exposed in the public interface and is only used to check
             // whether the task's `JoinHandle` is `Ready`
@@ -1540,8 +1542,18 @@ impl LocalExecutor {
                             }
                             if spin_adaptive {
                                 // A thread ready to run on this CPU (a broker beside the
-                                // proxy) gets it; with none, this returns at once.
+                                // proxy) gets it; with none, this returns at once. If it
+                                // did run, the CPU is not idle and spinning only takes
+                                // from others (and, under EEVDF, each yield pushes this
+                                // thread's deadline back): park instead.
+                                let before = Instant::now();
                                 unsafe { libc::sched_yield() };
+                                if before.elapsed() > CONTENDED_YIELD {
+                                    this.parker
+                                        .park()
+                                        .expect("Failed to park! This is actually pretty bad!");
+                                    break;
+                                }
                             }
                         }
                         if spin_adaptive {
