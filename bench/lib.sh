@@ -53,21 +53,37 @@ start_mosquitto() {
     echo "max_inflight_messages 0"
     echo "log_dest none"
   } >"$conf"
-  taskset -c "$cpu" mosquitto -c "$conf" & pids+=($!)
+  on_cpu "$cpu" mosquitto -c "$conf" & pids+=($!)
   wait_port "$port"
 }
 
-# start_haproxy CPU "FRONT:BACK" ...: TCP mode, one thread, a frontend per pair.
+# on_cpu CPU COMMAND... &: becomes COMMAND (exec, so that $! is its PID) pinned to CPU, or
+# unpinned when UNPINNED=1 (what a user gets; FlyTrap's shards still pin themselves to the
+# first CPU they may use). Only in the background.
+on_cpu() {
+  local cpu=$1; shift
+  if [ "${UNPINNED:-0}" = 1 ]; then exec "$@"; else exec taskset -c "$cpu" "$@"; fi
+}
+
+# start_haproxy CPU "FRONT:BACK[:tls]" ...: TCP mode, one thread, a frontend per pair; with
+# ":tls" HAProxy terminates TLS on FRONT itself ($work/cert.pem + key.pem, from make_cert)
+# and speaks plain TCP to BACK, as FlyTrap does.
 start_haproxy() {
   local cpu=$1; shift
   local conf="$work/haproxy-$RANDOM.cfg"
   {
     printf 'global\n  nbthread 1\n  maxconn 9900\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n'
     for pair in "$@"; do
-      printf 'listen l%s\n  bind 127.0.0.1:%s\n  server s 127.0.0.1:%s\n' "${pair%%:*}" "${pair%%:*}" "${pair##*:}"
+      local front=${pair%%:*} rest=${pair#*:} ssl=""
+      if [[ $rest == *:tls ]]; then
+        rest=${rest%:tls}
+        cat "$work/cert.pem" "$work/key.pem" >"$work/haproxy.pem"
+        ssl=" ssl crt $work/haproxy.pem"
+      fi
+      printf 'listen l%s\n  bind 127.0.0.1:%s%s\n  server s 127.0.0.1:%s\n' "$front" "$front" "$ssl" "$rest"
     done
   } >"$conf"
-  taskset -c "$cpu" haproxy -f "$conf" -db & pids+=($!)
+  on_cpu "$cpu" haproxy -f "$conf" -db & pids+=($!)
   for pair in "$@"; do wait_port "${pair%%:*}"; done
 }
 
@@ -88,9 +104,11 @@ start_chain() {
 # one-shard FlyTrap with chain authorisation (after start_chain), cache.ttl_s = TTL (0: every
 # check goes to the chain), never serving stale grants, its spool in $work/spool-NAME.
 chain_toml() {
-  local name=$1 broker=$2 tcp=$3 tls=$4 ttl=$5 spin=${6:-0}
+  local name=$1 broker=$2 tcp=$3 tls=$4 ttl=$5 spin=${6:-}
   {
-    printf '[engine]\ncores = 1\nspin_us = %s\n[listen]\ntcp = "127.0.0.1:%s"\n' "$spin" "$tcp"
+    printf '[engine]\ncores = 1\n'
+    if [ -n "$spin" ]; then printf 'spin_us = %s\n' "$spin"; fi
+    printf '[listen]\ntcp = "127.0.0.1:%s"\n' "$tcp"
     if [ -n "$tls" ]; then
       printf 'tls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"\n' "$tls" "$work/cert.pem" "$work/key.pem"
     fi
@@ -103,7 +121,7 @@ chain_toml() {
 # start_flytrap CPU NAME TCP_PORT: runs `flytrap serve` with $work/NAME.toml (written by the
 # caller) and waits for TCP_PORT. Sets flytrap_pid.
 start_flytrap() {
-  RUST_LOG=warn taskset -c "$1" $bin/flytrap serve --config "$work/$2.toml" >"$work/$2.log" 2>&1 & pids+=($!)
+  RUST_LOG=warn on_cpu "$1" $bin/flytrap serve --config "$work/$2.toml" >"$work/$2.log" 2>&1 & pids+=($!)
   flytrap_pid=$!
   wait_port "$3"
 }
@@ -112,7 +130,7 @@ start_flytrap() {
 machine_txt() {
   {
     echo "date: $(date -u +%FT%TZ)"; uname -srm; lscpu | grep -E 'Model name|^CPU\(s\)'
-    mosquitto -h 2>/dev/null | head -1 || true; haproxy -v | head -1
+    mosquitto -h 2>/dev/null | head -1 || true; haproxy -v | head -1 || true
     echo "open files: $(ulimit -Hn) hard"
     echo "placement: $3"
     echo "command: $2"

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Side-by-side, in one run, interleaved: direct to Mosquitto, through HAProxy (TCP mode),
-# through FlyTrap allow-all (plain forwarding), FlyTrap with the chain and a warm permission
-# cache, and FlyTrap with every check cold (cache.ttl_s = 0: each PUBLISH asks anvil).
+# through FlyTrap allow-all (plain forwarding) with `engine.spin_us = 0` (sleep at once: the
+# engine's default before adaptive spinning, "flytrap-sleep") and as configured by default,
+# FlyTrap with the chain and a warm permission cache, and FlyTrap with every check cold
+# (cache.ttl_s = 0: each PUBLISH asks anvil). Over TLS: Mosquitto's own TLS, HAProxy passing
+# TLS through to it ("haproxy-pass"), HAProxy terminating TLS ("haproxy", as FlyTrap does).
 # Measures PUBLISH→PUBACK and SUBSCRIBE→SUBACK latency (closed loop), acknowledged messages per
 # second (window of 64), and the proxy's CPU time per message. FlyTrap with the chain gets
 # signed CONNECTs.
 #
 # Placement (2 vCPUs): the measuring client on CPU 0; Mosquitto and the proxy on CPU 1, so that
-# direct and proxied paths cross between CPUs the same number of times.
+# direct and proxied paths cross between CPUs the same number of times. UNPINNED=1: nothing
+# pinned by taskset (FlyTrap's one shard still pins itself to CPU 0, as it does for a user).
 #
 #   bench/proxy-overhead.sh [ROUNDS] [SAMPLES]      (defaults: 5 rounds of 20000 samples)
-#   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default 0)
+#   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default: unset)
 #
 # Results: bench/results/proxy-overhead-<UTC time>/ (raw JSON, summary.md, machine.txt).
 source "$(dirname "$0")/lib.sh"
 rounds=${1:-5}
 samples=${2:-20000}
-spin_us=${SPIN_US:-0}
+spin_us=${SPIN_US:-}
 
 build
 cargo build --locked --release -q -p flytrap-bench
@@ -28,25 +32,32 @@ make_cert
 broker=$(free_port); haproxy_port=$(free_port); flytrap_port=$(free_port)
 warm_port=$(free_port); cold_port=$(free_port)
 broker_tls=$(free_port); haproxy_tls=$(free_port); flytrap_tls=$(free_port); warm_tls=$(free_port)
+haproxy_term=$(free_port); sleep_port=$(free_port); sleep_tls=$(free_port)
 
 start_mosquitto 1 "$broker" "$broker_tls"
-start_haproxy 1 "$haproxy_port:$broker" "$haproxy_tls:$broker_tls"; haproxy_pid=${pids[-1]}
+start_haproxy 1 "$haproxy_port:$broker" "$haproxy_tls:$broker_tls" "$haproxy_term:$broker:tls"
+haproxy_pid=${pids[-1]}
 
-cat >"$work/flytrap.toml" <<CONF
+flytrap_conf() { # NAME TCP TLS SPIN_US
+  cat >"$work/$1.toml" <<CONF
 [engine]
 cores = 1
-spin_us = $spin_us
+${4:+spin_us = $4}
 [authz]
 allow_all = true
 [listen]
-tcp = "127.0.0.1:$flytrap_port"
-tls = "127.0.0.1:$flytrap_tls"
+tcp = "127.0.0.1:$2"
+tls = "127.0.0.1:$3"
 cert = "$work/cert.pem"
 key = "$work/key.pem"
 [broker]
 address = "127.0.0.1:$broker"
 CONF
+}
+flytrap_conf flytrap "$flytrap_port" "$flytrap_tls" "$spin_us"
+flytrap_conf flytrap-sleep "$sleep_port" "$sleep_tls" 0
 start_flytrap 1 flytrap "$flytrap_port"; allow_pid=$flytrap_pid; wait_port "$flytrap_tls"
+start_flytrap 1 flytrap-sleep "$sleep_port"; sleep_pid=$flytrap_pid; wait_port "$sleep_tls"
 
 # The chain: anvil with the contract, a topic, and the benchmark client granted on it.
 start_chain 0
@@ -63,25 +74,24 @@ for v in warm cold; do
   eval "${v}_pid=$flytrap_pid"
 done
 wait_port "$warm_tls"
-declare -A tls_port=([direct]=$broker_tls [haproxy]=$haproxy_tls [flytrap]=$flytrap_tls [flytrap-warm]=$warm_tls)
+declare -A tls_port=([direct]=$broker_tls [haproxy-pass]=$haproxy_tls [haproxy]=$haproxy_term [flytrap-sleep]=$sleep_tls [flytrap]=$flytrap_tls [flytrap-warm]=$warm_tls)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-declare -A port=([direct]=$broker [haproxy]=$haproxy_port [flytrap]=$flytrap_port [flytrap-warm]=$warm_port [flytrap-cold]=$cold_port)
-declare -A pid=([direct]="" [haproxy]=$haproxy_pid [flytrap]=$allow_pid [flytrap-warm]=$warm_pid [flytrap-cold]=$cold_pid)
-targets=(direct haproxy flytrap flytrap-warm flytrap-cold)
+client() { if [ "${UNPINNED:-0}" = 1 ]; then "$@"; else taskset -c 0 "$@"; fi; }
+declare -A port=([direct]=$broker [haproxy]=$haproxy_port [flytrap-sleep]=$sleep_port [flytrap]=$flytrap_port [flytrap-warm]=$warm_port [flytrap-cold]=$cold_port)
+declare -A pid=([direct]="" [haproxy]=$haproxy_pid [flytrap-sleep]=$sleep_pid [flytrap]=$allow_pid [flytrap-warm]=$warm_pid [flytrap-cold]=$cold_pid)
+targets=(direct haproxy flytrap-sleep flytrap flytrap-warm flytrap-cold)
+tls_targets=(direct haproxy-pass haproxy flytrap-sleep flytrap flytrap-warm)
 
 for r in $(seq "$rounds"); do
   for t in "${targets[@]}"; do
     key=(); [[ $t == flytrap-* ]] && key=(--key "$work/client.key")
     n=$samples; [ "$t" = flytrap-cold ] && n=$((samples / 10))
     for op in publish subscribe; do
-      taskset -c 0 $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --op $op --samples "$n" --warmup 200 --label "$t" "${key[@]}" >>"$out/rtt-$op-$t.jsonl"
-      if [ -n "${tls_port[$t]:-}" ]; then
-        taskset -c 0 $bin/flytrap-bench rtt --target "127.0.0.1:${tls_port[$t]}" --tls-ca "$work/cert.pem" --op $op --samples "$n" --warmup 200 --label "$t-tls" "${key[@]}" >>"$out/rtt-$op-$t-tls.jsonl"
-      fi
+      client $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --op $op --samples "$n" --warmup 200 --label "$t" "${key[@]}" >>"$out/rtt-$op-$t.jsonl"
     done
     before=$([ -n "${pid[$t]}" ] && cpu_ticks "${pid[$t]}" || echo 0)
-    taskset -c 0 $bin/flytrap-bench throughput --target "127.0.0.1:${port[$t]}" --seconds 3 --window 64 --label "$t" "${key[@]}" >"$work/tput.json"
+    client $bin/flytrap-bench throughput --target "127.0.0.1:${port[$t]}" --seconds 3 --window 64 --label "$t" "${key[@]}" >"$work/tput.json"
     after=$([ -n "${pid[$t]}" ] && cpu_ticks "${pid[$t]}" || echo 0)
     python3 - "$work/tput.json" "$before" "$after" "$(getconf CLK_TCK)" >>"$out/tput-$t.jsonl" <<'PY'
 import json, sys
@@ -92,11 +102,19 @@ d["proxy_cpu_us_per_msg"] = d["proxy_cpu_s"] * 1e6 / max(d["acked"], 1)
 print(json.dumps(d))
 PY
   done
+  for t in "${tls_targets[@]}"; do
+    key=(); [[ $t == flytrap-warm ]] && key=(--key "$work/client.key")
+    for op in publish subscribe; do
+      client $bin/flytrap-bench rtt --target "127.0.0.1:${tls_port[$t]}" --tls-ca "$work/cert.pem" --op $op --samples "$samples" --warmup 200 --label "$t-tls" "${key[@]}" >>"$out/rtt-$op-$t-tls.jsonl"
+    done
+  done
   echo "round $r/$rounds done" >&2
 done
 
-machine_txt "$out/machine.txt" "SPIN_US=$spin_us bench/proxy-overhead.sh $rounds $samples" \
-  "client on CPU 0; mosquitto and the proxy on CPU 1"
+placement="client on CPU 0; mosquitto and the proxy on CPU 1"
+[ "${UNPINNED:-0}" = 1 ] && placement="nothing pinned (FlyTrap's shard pins itself to CPU 0)"
+machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} SPIN_US=$spin_us bench/proxy-overhead.sh $rounds $samples" "$placement"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 
 python3 - "$out" <<'PY' | tee "$out/summary.md"
 import json, statistics, sys, os
@@ -104,7 +122,7 @@ out = sys.argv[1]
 def load(name):
     return [json.loads(l) for l in open(os.path.join(out, name))]
 med = lambda xs: statistics.median(xs)
-targets = ["direct", "haproxy", "flytrap", "flytrap-warm", "flytrap-cold"]
+targets = ["direct", "haproxy", "flytrap-sleep", "flytrap", "flytrap-warm", "flytrap-cold"]
 for op in ["publish", "subscribe"]:
     rows = {}
     for t in targets:
@@ -115,22 +133,30 @@ for op in ["publish", "subscribe"]:
     d, h = rows["direct"], rows["haproxy"]
     added_h = h["p50"] - d["p50"]
     print(f"\n{op.upper()} round trip ({'PUBLISH→PUBACK' if op == 'publish' else 'SUBSCRIBE→SUBACK'}); throughput columns are QoS 1 PUBLISH with 64 in flight\n")
-    print("| target | p50 µs | p99 µs | p99.9 µs | added p50 µs | added ÷ HAProxy's | msgs/s | of direct | proxy CPU µs/msg |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    added_h99 = h["p99"] - d["p99"]
+    print("| target | p50 µs | p99 µs | p99.9 µs | added p50 µs | ÷ HAProxy's | added p99 µs | ÷ HAProxy's | msgs/s | of direct | proxy CPU µs/msg | ÷ HAProxy's |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t, r in rows.items():
-        added = r["p50"] - d["p50"]
-        ratio = f"{added / added_h:.2f}" if added_h > 0 and t not in ("direct", "haproxy") else ""
-        print(f"| {t} | {r['p50']} | {r['p99']} | {r['p999']} | {added:+} | {ratio} | {r['mps']:.0f} | {100 * r['mps'] / d['mps']:.0f} % | {r['cpu']:.1f} |")
-    # TLS: direct and HAProxy carry TLS end to end to Mosquitto; FlyTrap terminates it.
-    tls = {t: load(f"rtt-{op}-{t}-tls.jsonl") for t in ["direct", "haproxy", "flytrap", "flytrap-warm"]}
-    dt = med([r["p50_us"] for r in tls["direct"]])
-    ht = med([r["p50_us"] for r in tls["haproxy"]]) - dt
-    print(f"\n{op.upper()} over TLS\n")
-    print("| target | p50 µs | p99 µs | added p50 µs | added ÷ HAProxy's |")
-    print("|---|---:|---:|---:|---:|")
-    for t, rs in tls.items():
-        p50 = med([r["p50_us"] for r in rs]); p99 = med([r["p99_us"] for r in rs])
-        ratio = f"{(p50 - dt) / ht:.2f}" if ht > 0 and t not in ("direct", "haproxy") else ""
-        print(f"| {t} | {p50} | {p99} | {p50 - dt:+} | {ratio} |")
+        added, added99 = r["p50"] - d["p50"], r["p99"] - d["p99"]
+        proxied = t not in ("direct", "haproxy")
+        ratio = f"{added / added_h:.2f}" if added_h > 0 and proxied else ""
+        ratio99 = f"{added99 / added_h99:.2f}" if added_h99 > 0 and proxied else ""
+        cpu_ratio = f"{r['cpu'] / h['cpu']:.2f}" if h["cpu"] > 0 and proxied else ""
+        print(f"| {t} | {r['p50']} | {r['p99']} | {r['p999']} | {added:+} | {ratio} | {added99:+} | {ratio99} | {r['mps']:.0f} | {100 * r['mps'] / d['mps']:.0f} % | {r['cpu']:.1f} | {cpu_ratio} |")
+    # TLS: direct is Mosquitto's own TLS; haproxy-pass passes it through to Mosquitto;
+    # haproxy and FlyTrap terminate it and speak plain MQTT to Mosquitto.
+    tls = {t: load(f"rtt-{op}-{t}-tls.jsonl") for t in ["direct", "haproxy-pass", "haproxy", "flytrap-sleep", "flytrap", "flytrap-warm"]}
+    p = lambda t, k: med([r[k] for r in tls[t]])
+    dt, dt99 = p("direct", "p50_us"), p("direct", "p99_us")
+    ht, ht99 = p("haproxy", "p50_us") - dt, p("haproxy", "p99_us") - dt99
+    print(f"\n{op.upper()} over TLS (ratios to HAProxy terminating TLS)\n")
+    print("| target | p50 µs | p99 µs | added p50 µs | ÷ HAProxy's | added p99 µs | ÷ HAProxy's |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for t in tls:
+        p50, p99 = p(t, "p50_us"), p(t, "p99_us")
+        proxied = t.startswith("flytrap")
+        ratio = f"{(p50 - dt) / ht:.2f}" if ht > 0 and proxied else ""
+        ratio99 = f"{(p99 - dt99) / ht99:.2f}" if ht99 > 0 and proxied else ""
+        print(f"| {t} | {p50} | {p99} | {p50 - dt:+} | {ratio} | {p99 - dt99:+} | {ratio99} |")
 PY
 echo "results in $out" >&2

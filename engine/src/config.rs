@@ -13,6 +13,28 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// What an idle shard does before it sleeps in the kernel until the next event.
+///
+/// Sleeping costs a wake-up per event (the kernel's scheduler and io_uring's completion
+/// path: about half of what the proxy adds to a loopback round trip, see BENCHMARKS.md);
+/// polling costs CPU that a broker sharing the core may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Park {
+    /// Sleep at once.
+    Sleep,
+    /// Poll this long, always, then sleep.
+    Spin(Duration),
+    /// Poll up to this long, but only while events keep arriving within it (an idle shard
+    /// sleeps at once), yielding the CPU on every turn to any thread ready to run on it.
+    Adaptive(Duration),
+}
+
+impl Default for Park {
+    fn default() -> Park {
+        Park::Adaptive(Duration::from_micros(50))
+    }
+}
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -38,8 +60,17 @@ pub struct EngineConfig {
     pub broker_ca: Option<PathBuf>,
     /// Expect a PROXY protocol (v1 or v2) header on every client connection.
     pub proxy_protocol: bool,
-    /// Time allowed between accept and a complete CONNECT (slow-loris defence).
+    /// Time allowed for the TLS handshake, and then again for a complete CONNECT
+    /// (slow-loris defence). It starts when the shard takes the connection from the accept
+    /// queue, so time spent waiting there for a handshake slot does not count.
     pub connect_timeout: Duration,
+    /// TLS handshakes in flight per shard (0 = unbounded). Further TLS connections wait in
+    /// the kernel's accept queue until one finishes: admission control, so that handshakes
+    /// on saturated CPUs finish in bounded time instead of all timing out together.
+    pub max_handshakes: usize,
+    /// Listen backlog of every listener (the kernel caps it at `net.core.somaxconn`): the
+    /// accept queue that holds connections waiting for a handshake slot.
+    pub listen_backlog: u32,
     /// Time allowed to open the broker connection.
     pub broker_connect_timeout: Duration,
     /// Pre-dialled broker connections (see [`crate::upstream::pool`]).
@@ -54,8 +85,8 @@ pub struct EngineConfig {
     pub connection_rate_per_ip: u32,
     /// How long a SIGTERM waits for connections to finish before closing them.
     pub drain_timeout: Duration,
-    /// Busy-poll this long before an idle shard sleeps (lower wake-up latency, more CPU).
-    pub spin_before_park: Option<Duration>,
+    /// What an idle shard does before it sleeps in the kernel.
+    pub park: Park,
     /// Close the connection after a denied PUBLISH (`authz.deny_action = "disconnect"`).
     pub deny_disconnect: bool,
 }
@@ -74,6 +105,8 @@ impl Default for EngineConfig {
             broker_ca: None,
             proxy_protocol: false,
             connect_timeout: Duration::from_secs(10),
+            max_handshakes: 32,
+            listen_backlog: 4096,
             broker_connect_timeout: Duration::from_secs(5),
             broker_pool: BrokerPoolConfig::default(),
             max_packet_size: 1 << 20,
@@ -82,7 +115,7 @@ impl Default for EngineConfig {
             connection_rate_per_ip: 0,
             drain_timeout: Duration::from_secs(10),
             deny_disconnect: false,
-            spin_before_park: None,
+            park: Park::default(),
         }
     }
 }

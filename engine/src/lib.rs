@@ -35,6 +35,6 @@ pub mod tls;
 pub mod upstream;
 
 pub use authz::{AllowAll, Authorizer, Check, ConnectInfo, Verdict};
-pub use config::{BrokerPoolConfig, EngineConfig, TlsFiles};
+pub use config::{BrokerPoolConfig, EngineConfig, Park, TlsFiles};
 pub use metrics::Metrics;
 pub use shard::{Engine, EngineError, Stopper};

@@ -75,6 +75,12 @@ pub struct ShardMetrics {
     pub broker_pool_stale: AtomicU64,
     /// Pre-dialled connections ready now.
     pub broker_pool_ready: AtomicU64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes in flight now.
+    pub tls_in_flight: AtomicU64,
+    /// The most TLS handshakes this shard ever had in flight at once.
+    pub tls_in_flight_max: AtomicU64,
     /// Clients that sent no CONNECT in time.
     pub connect_timeout: AtomicU64,
     /// Accept errors (the shard goes on).
@@ -156,7 +162,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [CounterRow; 18] = [
+        let counters: [CounterRow; 20] = [
             (
                 "flytrap_refused_banned_total",
                 "Connections refused: banned IP.",
@@ -228,6 +234,11 @@ impl Metrics {
                 |s| &s.tls_failed,
             ),
             (
+                "flytrap_tls_handshakes_total",
+                "TLS handshakes completed.",
+                |s| &s.tls_handshakes,
+            ),
+            (
                 "flytrap_connect_timeouts_total",
                 "Clients that sent no CONNECT in time.",
                 |s| &s.connect_timeout,
@@ -262,6 +273,20 @@ impl Metrics {
             out,
             "# HELP flytrap_broker_pool_ready Pre-dialled broker connections ready.\n# TYPE flytrap_broker_pool_ready gauge\nflytrap_broker_pool_ready {}",
             self.sum(|s| &s.broker_pool_ready)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flytrap_tls_handshakes_in_flight TLS handshakes in progress.\n# TYPE flytrap_tls_handshakes_in_flight gauge\nflytrap_tls_handshakes_in_flight {}",
+            self.sum(|s| &s.tls_in_flight)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flytrap_tls_handshakes_in_flight_max The most TLS handshakes one shard had in progress at once.\n# TYPE flytrap_tls_handshakes_in_flight_max gauge\nflytrap_tls_handshakes_in_flight_max {}",
+            self.shards
+                .iter()
+                .map(|s| s.tls_in_flight_max.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0)
         );
         for (name, dir) in [
             ("flytrap_packets_received_total", 0),

@@ -12,11 +12,12 @@ use bytes::BytesMut;
 use flytrap_proto::{ConnAck, Framer, Packet};
 use futures_lite::io::AsyncReadExt;
 use glommio::net::{TcpListener, TcpStream};
+use glommio::sync::{Semaphore, StaticPermit};
 use glommio::{LocalExecutorBuilder, Placement};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::authz::{Authorizer, ConnectInfo};
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, Park};
 use crate::io::{ClientStream, Stream};
 use crate::limits::{Admission, Limits, Refusal};
 use crate::metrics::{Metrics, ShardMetrics};
@@ -66,6 +67,8 @@ pub(crate) struct ShardCtx<A> {
     pub(crate) brokers: Rc<BrokerPool>,
     limits: Arc<Limits>,
     tls: RefCell<Option<ShardTls>>,
+    /// Handshake slots (`max_handshakes`); `None` = unbounded.
+    handshake_slots: Option<Rc<Semaphore>>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -119,7 +122,11 @@ pub struct Engine {
 
 /// `n` listening sockets sharing one address through `SO_REUSEPORT`; port 0 is resolved by
 /// the first so that all shards share the same port.
-fn bind_group(addr: SocketAddr, n: usize) -> Result<(SocketAddr, Vec<Socket>), EngineError> {
+fn bind_group(
+    addr: SocketAddr,
+    n: usize,
+    backlog: u32,
+) -> Result<(SocketAddr, Vec<Socket>), EngineError> {
     let err = |source| EngineError::Bind { addr, source };
     let mut sockets = Vec::with_capacity(n);
     let mut local = addr;
@@ -129,7 +136,8 @@ fn bind_group(addr: SocketAddr, n: usize) -> Result<(SocketAddr, Vec<Socket>), E
         s.set_reuse_address(true).map_err(err)?;
         s.set_reuse_port(true).map_err(err)?;
         s.bind(&local.into()).map_err(err)?;
-        s.listen(1024).map_err(err)?;
+        s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))
+            .map_err(err)?;
         local = s.local_addr().map_err(err)?.as_socket().unwrap_or(local);
         sockets.push(s);
     }
@@ -161,13 +169,14 @@ impl Engine {
         } else {
             None
         };
+        let backlog = config.listen_backlog;
         let mut tcp_group = config
             .listen_tcp
-            .map(|a| bind_group(a, shards))
+            .map(|a| bind_group(a, shards, backlog))
             .transpose()?;
         let mut tls_group = config
             .listen_tls
-            .map(|a| bind_group(a, shards))
+            .map(|a| bind_group(a, shards, backlog))
             .transpose()?;
         let tcp = tcp_group.as_ref().map(|g| g.0);
         let tls = tls_group.as_ref().map(|g| g.0);
@@ -206,9 +215,11 @@ impl Engine {
             let tls_store = tls_store.clone();
             let broker_tls = broker_tls.clone();
             let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu));
-            if let Some(spin) = config.spin_before_park {
-                builder = builder.spin_before_park(spin);
-            }
+            builder = match config.park {
+                Park::Sleep => builder,
+                Park::Spin(spin) => builder.spin_before_park(spin),
+                Park::Adaptive(max) => builder.spin_adaptive(max),
+            };
             let handle = builder
                 .name(&format!("flytrap-shard-{shard}"))
                 // The engine does no storage I/O: keep glommio's registered buffers (locked
@@ -220,6 +231,8 @@ impl Engine {
                         tls: broker_tls.map(futures_rustls::TlsConnector::from),
                         timeout: config.broker_connect_timeout,
                     };
+                    let handshake_slots = (config.max_handshakes > 0)
+                        .then(|| Rc::new(Semaphore::new(config.max_handshakes as u64)));
                     let ctx = Rc::new(ShardCtx {
                         authz: make_authorizer(shard),
                         brokers: BrokerPool::new(
@@ -232,6 +245,7 @@ impl Engine {
                         metrics: shard_metrics,
                         limits,
                         tls: RefCell::new(tls_store.map(ShardTls::new)),
+                        handshake_slots,
                         stopping,
                     });
                     run_shard(ctx, tcp_socket, tls_socket).await;
@@ -317,6 +331,13 @@ async fn run_shard<A: Authorizer>(ctx: Rc<ShardCtx<A>>, tcp: Option<Socket>, tls
 
 async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener, tls: bool) {
     loop {
+        // Admission control: a TLS connection is taken from the accept queue only when a
+        // handshake slot is free; until then it waits in the kernel's backlog, and its
+        // handshake timeout has not started.
+        let slot = match (&ctx.handshake_slots, tls) {
+            (Some(slots), true) => slots.acquire_static_permit(1).await.ok(),
+            _ => None,
+        };
         let stream = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -342,7 +363,7 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
             ctx.clone(),
             stream,
             tcp_peer,
-            tls,
+            tls.then_some(slot),
             accepted_at,
         ))
         .detach();
@@ -354,11 +375,12 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
 /// Both phases are boxed: this future lives as long as the connection, and a future is as
 /// large as its largest await point, so keeping the set-up's state out of it keeps what an
 /// idle client costs down to the relay's own state.
+/// `tls`: `Some` for a TLS listener, with its handshake slot (if bounded).
 async fn serve_accepted<A: Authorizer>(
     ctx: Rc<ShardCtx<A>>,
     stream: TcpStream,
     tcp_peer: SocketAddr,
-    tls: bool,
+    tls: Option<Option<StaticPermit>>,
     accepted_at: Instant,
 ) {
     let Some((client, info, admission)) =
@@ -372,14 +394,19 @@ async fn serve_accepted<A: Authorizer>(
 }
 
 /// Everything between accept and the CONNECT: the PROXY header, the limits, the handshake.
-/// `None` when the connection ends here (refused, or the handshake failed).
+/// `None` when the connection ends here (refused, or the handshake failed). The handshake
+/// slot in `tls` is given back when the handshake ends, whichever way.
 async fn admit<A: Authorizer>(
     ctx: &ShardCtx<A>,
     mut stream: TcpStream,
     tcp_peer: SocketAddr,
-    tls: bool,
+    tls: Option<Option<StaticPermit>>,
     accepted_at: Instant,
 ) -> Option<(ClientStream, ConnectInfo, Admission)> {
+    let (tls, _slot) = match tls {
+        Some(slot) => (true, slot),
+        None => (false, None),
+    };
     // Behind a load balancer the client's address comes from the PROXY header, read before
     // any limit is checked and before the TLS handshake.
     let peer = if ctx.config.proxy_protocol {
@@ -425,18 +452,24 @@ async fn admit<A: Authorizer>(
         let config = ctx.tls.borrow_mut().as_mut().map(|t| t.config());
         match config {
             Some(config) => {
+                let in_flight = InFlight::start(&ctx.metrics);
                 let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
-                match glommio::timer::timeout(ctx.config.connect_timeout, async {
+                let done = match glommio::timer::timeout(ctx.config.connect_timeout, async {
                     Ok(accept.await)
                 })
                 .await
                 {
-                    Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
+                    Ok(Ok(s)) => {
+                        ctx.metrics.inc(|m| &m.tls_handshakes);
+                        Some(Stream::Tls(Box::new(s)))
+                    }
                     _ => {
                         ctx.metrics.inc(|m| &m.tls_failed);
                         None
                     }
-                }
+                };
+                drop(in_flight);
+                done
             }
             None => None,
         }
@@ -449,6 +482,24 @@ async fn admit<A: Authorizer>(
             ctx.metrics.active.fetch_sub(1, Ordering::Relaxed);
             None
         }
+    }
+}
+
+/// One TLS handshake counted in the shard's in-flight gauge (and its high-water mark) while
+/// it lives.
+struct InFlight<'m>(&'m ShardMetrics);
+
+impl<'m> InFlight<'m> {
+    fn start(metrics: &'m ShardMetrics) -> InFlight<'m> {
+        let now = metrics.tls_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics.tls_in_flight_max.fetch_max(now, Ordering::Relaxed);
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.tls_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,6 +1,14 @@
 //! TLS termination with rustls: certificates loaded from PEM files, reloadable (SIGHUP)
 //! without a restart. Each shard keeps its own `Arc` of the current config and refreshes it
 //! when the generation counter moves, so a handshake takes no lock.
+//!
+//! Keys: ECDSA (P-256, P-384), Ed25519 or RSA, in PKCS#8, SEC1 or PKCS#1 PEM. A P-256 key is
+//! the cheap one to handshake with (see BENCHMARKS.md, handshakes per core): the development
+//! profile and the benchmarks make P-256 certificates.
+//!
+//! Reconnecting clients resume with TLS 1.3 session tickets (stateless: the ticket carries
+//! the session, encrypted under a key that rotates every 6 hours), which skips the signature
+//! and the certificate on the server. One ticket is sent per full handshake.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -8,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustls::ServerConfig;
+use rustls::server::ProducesTickets;
 
 use crate::config::TlsFiles;
 
@@ -33,8 +42,27 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Loads a rustls server config (TLS 1.2 and 1.3) from PEM files.
+/// Session tickets sent after each full TLS 1.3 handshake (each is single-use; a client that
+/// reconnects once per session needs one).
+const TLS13_TICKETS: usize = 1;
+
+/// The ticket key holder of a new process (it rotates its own keys).
+pub fn new_ticketer() -> Result<Arc<dyn ProducesTickets>, TlsError> {
+    Ok(rustls::crypto::ring::Ticketer::new()?)
+}
+
+/// Loads a rustls server config (TLS 1.2 and 1.3) from PEM files, with a fresh ticketer.
 pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    load_with(files, new_ticketer()?)
+}
+
+/// Loads a rustls server config (TLS 1.2 and 1.3) from PEM files, issuing and accepting
+/// session tickets with `ticketer` (kept across reloads, so sessions survive a certificate
+/// renewal of the same server).
+pub fn load_with(
+    files: &TlsFiles,
+    ticketer: Arc<dyn ProducesTickets>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let read_err = |path: &std::path::Path| {
         let path = path.display().to_string();
         move |source| TlsError::Read { path, source }
@@ -51,10 +79,12 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         .map_err(read_err(&files.key))?
         .ok_or_else(|| TlsError::NoKey(files.key.display().to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
+    config.ticketer = ticketer;
+    config.send_tls13_tickets = TLS13_TICKETS;
     Ok(Arc::new(config))
 }
 
@@ -89,6 +119,7 @@ pub fn client_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientC
 #[derive(Debug)]
 pub struct TlsStore {
     files: TlsFiles,
+    ticketer: Arc<dyn ProducesTickets>,
     current: Mutex<Arc<ServerConfig>>,
     generation: AtomicU64,
 }
@@ -96,9 +127,11 @@ pub struct TlsStore {
 impl TlsStore {
     /// Loads the files once.
     pub fn new(files: TlsFiles) -> Result<TlsStore, TlsError> {
-        let config = load(&files)?;
+        let ticketer = new_ticketer()?;
+        let config = load_with(&files, ticketer.clone())?;
         Ok(TlsStore {
             files,
+            ticketer,
             current: Mutex::new(config),
             generation: AtomicU64::new(0),
         })
@@ -106,7 +139,7 @@ impl TlsStore {
 
     /// Reloads the files; on error the old certificates stay in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = load(&self.files)?;
+        let config = load_with(&self.files, self.ticketer.clone())?;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = config;
         self.generation.fetch_add(1, Ordering::Release);
         Ok(())

@@ -34,11 +34,14 @@ pub struct Engine {
     pub processes: usize,
     /// Cores (shards) per process; 0 = all online cores divided among the processes.
     pub cores: usize,
-    /// Busy-poll this many microseconds before an idle shard sleeps (0 = never; an addition
-    /// to SPEC §6). 50 halves the wake-up latency a loopback round trip sees, for up to 50 µs
-    /// of CPU per idle period (see BENCHMARKS.md); off by default so an idle proxy sharing a
-    /// machine with its broker takes nothing from it.
+    /// Busy-poll up to this many microseconds before an idle shard sleeps (0 = never; an
+    /// addition to SPEC §6). Polling instead of sleeping saves the wake-up a loopback round
+    /// trip otherwise pays per packet (see BENCHMARKS.md).
     pub spin_us: u64,
+    /// Poll only while events keep arriving within `spin_us` (a shard that went idle sleeps
+    /// at once), yielding the CPU to any thread ready to run on it; `false` polls the full
+    /// `spin_us` every time.
+    pub spin_adaptive: bool,
 }
 
 impl Default for Engine {
@@ -46,7 +49,8 @@ impl Default for Engine {
         Engine {
             processes: 1,
             cores: 0,
-            spin_us: 0,
+            spin_us: 50,
+            spin_adaptive: true,
         }
     }
 }
@@ -276,6 +280,10 @@ pub struct UiSection {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub connect_timeout_s: u64,
+    /// TLS handshakes in flight per shard; the rest wait in the accept queue (0 = no bound).
+    pub max_handshakes: usize,
+    /// Listen backlog (capped by the kernel at `net.core.somaxconn`).
+    pub listen_backlog: u32,
     pub max_packet_size: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -287,6 +295,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             connect_timeout_s: 10,
+            max_handshakes: 32,
+            listen_backlog: 4096,
             max_packet_size: 1 << 20,
             max_connections: 0,
             max_connections_per_ip: 0,

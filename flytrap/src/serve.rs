@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use flytrap_engine::{AllowAll, Engine, EngineConfig, TlsFiles};
+use flytrap_engine::{AllowAll, Engine, EngineConfig, Park, TlsFiles};
 
 use crate::config::{self, Config, DenyAction};
 use crate::dev;
@@ -161,6 +161,12 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
         connection_rate_per_ip: c.limits.connection_rate_per_ip,
         drain_timeout: Duration::from_secs(c.limits.drain_timeout_s),
         deny_disconnect: c.authz.deny_action == DenyAction::Disconnect,
-        spin_before_park: (c.engine.spin_us > 0).then(|| Duration::from_micros(c.engine.spin_us)),
+        park: match (c.engine.spin_us, c.engine.spin_adaptive) {
+            (0, _) => Park::Sleep,
+            (us, true) => Park::Adaptive(Duration::from_micros(us)),
+            (us, false) => Park::Spin(Duration::from_micros(us)),
+        },
+        max_handshakes: c.limits.max_handshakes,
+        listen_backlog: c.limits.listen_backlog,
     })
 }
