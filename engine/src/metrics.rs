@@ -162,7 +162,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [CounterRow; 20] = [
+        let counters: [CounterRow; 19] = [
             (
                 "flytrap_refused_banned_total",
                 "Connections refused: banned IP.",
