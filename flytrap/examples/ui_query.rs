@@ -91,7 +91,6 @@ async fn send_pipelined(
 ) -> anyhow::Result<()> {
     use flytrap_chain::alloy::network::TransactionBuilder;
     let sender = op.sender().ok_or_else(|| anyhow::anyhow!("no key"))?;
-    let fees = op.provider().estimate_eip1559_fees().await?;
     let mut nonce = op
         .provider()
         .get_transaction_count(sender)
@@ -101,13 +100,15 @@ async fn send_pipelined(
         .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
         .await?;
     for window in calls.chunks(window) {
+        // Full blocks raise the base fee (EIP-1559): ask again for each block, with margin.
+        let fees = op.provider().estimate_eip1559_fees().await?;
         let mut last = None;
         for tx in window {
             let tx = tx
                 .clone()
                 .with_from(sender)
                 .with_nonce(nonce)
-                .with_max_fee_per_gas(fees.max_fee_per_gas)
+                .with_max_fee_per_gas(fees.max_fee_per_gas * 2)
                 .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
             last = Some(*op.provider().send_transaction(tx).await?.tx_hash());
             nonce += 1;
