@@ -59,6 +59,8 @@ struct Fleet {
     a: SocketAddr,
     /// HAProxy's frontend to proxy B only.
     b: SocketAddr,
+    /// Proxy C itself (no HAProxy in front): `auth.require_challenge = true`.
+    c: SocketAddr,
     /// A client key granted on the test topics.
     publisher: PrivateKeySigner,
     _haproxy: Running,
@@ -90,7 +92,7 @@ impl Fleet {
         let contract = format!("{:#x}", owner.address());
 
         // Each proxy writes audit records with its own operator key (dev accounts 1 and 2).
-        for (name, key) in [("a", DEV_KEYS[1]), ("b", DEV_KEYS[2])] {
+        for (name, key) in [("a", DEV_KEYS[1]), ("b", DEV_KEYS[2]), ("c", DEV_KEYS[3])] {
             std::fs::write(
                 dir.path().join(format!("{name}-operator.key")),
                 format!("{key}\n"),
@@ -137,16 +139,22 @@ impl Fleet {
         assert!(made.success());
 
         let brokers = vec![Mosquitto::start(), Mosquitto::start()];
-        let ports = [free_port(), free_port()];
+        let ports = [free_port(), free_port(), free_port()];
         let mut proxies = Vec::new();
-        for (i, name) in ["a", "b"].into_iter().enumerate() {
+        // A and B as deployed (behind HAProxy, either sign-in scheme); C is a third proxy on
+        // the same contract, reached directly, that requires the challenge scheme
+        // (`auth.require_challenge`), sharing B's broker.
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let challenge = name == "c";
             let config = dir.path().join(format!("{name}.toml"));
             std::fs::write(
                 &config,
                 format!(
-                    "[engine]\ncores = 1\n[listen]\ntcp = \"127.0.0.1:{}\"\nproxy_protocol = true\n[broker]\naddress = \"{}\"\n[chain]\nrpc = \"{}\"\ncontract = \"{contract}\"\nkey = \"{}\"\n[ban]\nmax_failures = {BAN_FAILURES}\nwindow_s = 60\nduration_s = 300\n[geo]\nmmdb = \"{}\"\n[spool]\ndir = \"{}\"\n",
+                    "[engine]\ncores = 1\n[listen]\ntcp = \"127.0.0.1:{}\"\nproxy_protocol = {}\n[auth]\nrequire_challenge = {}\n[broker]\naddress = \"{}\"\n[chain]\nrpc = \"{}\"\ncontract = \"{contract}\"\nkey = \"{}\"\n[ban]\nmax_failures = {BAN_FAILURES}\nwindow_s = 60\nduration_s = 300\n[geo]\nmmdb = \"{}\"\n[spool]\ndir = \"{}\"\n",
                     ports[i],
-                    brokers[i].addr,
+                    !challenge,
+                    challenge,
+                    brokers[i.min(1)].addr,
                     anvil.url(),
                     dir.path().join(format!("{name}-operator.key")).display(),
                     mmdb.display(),
@@ -209,6 +217,7 @@ impl Fleet {
             rr: front(0),
             a: front(1),
             b: front(2),
+            c: ([127, 0, 0, 1], ports[2]).into(),
             publisher,
             _haproxy: haproxy,
             _proxies: proxies,
@@ -388,10 +397,10 @@ fn two_proxies_behind_haproxy_share_revocations_and_bans() {
         f.head()
     );
 
-    // A timestamped CONNECT replayed from A to B. Today each proxy keeps its own replay
-    // cache, so B accepts it within the clock-skew window (README "Running a fleet"); A itself
-    // refuses it. HOOK (issue 13 item 1, branch `auth`): with `auth.require_challenge = true`
-    // on both proxies, B must refuse it (0x86 Bad user name or password, and AUTH required).
+    // A timestamped CONNECT replayed from A to B. Each proxy keeps its own replay cache, so B
+    // accepts it within the clock-skew window (README "Running a fleet"); A itself refuses it.
+    // A proxy that requires the challenge scheme (C) refuses it: 0x8C, sign in with AUTH.
+    // (A captured challenge exchange fails anywhere: tests/tests/challenge.rs.)
     let original = signed_connect(&f.publisher, "replayed", now(), None);
     let (_first, reason) = f.connect_from(loopback(6), f.a, &original);
     assert_eq!(reason, Some(ReasonCode::SUCCESS));
@@ -402,6 +411,12 @@ fn two_proxies_behind_haproxy_share_revocations_and_bans() {
         reason,
         Some(ReasonCode::SUCCESS),
         "the documented cross-proxy window of the timestamped scheme"
+    );
+    let (_at_c, reason) = f.connect_from(loopback(6), f.c, &original);
+    assert_eq!(
+        reason,
+        Some(ReasonCode::BAD_AUTHENTICATION_METHOD),
+        "a proxy with auth.require_challenge refuses the replayed timestamped CONNECT"
     );
 
     // A ban earned at A refuses the client at B, and only that client.
