@@ -220,9 +220,13 @@ async fn establish<A: Authorizer>(
     .await;
     let broker_buf = match answer {
         Ok(Ok(first)) => {
-            // Handed to the relay as it came, so the pump sees the CONNACK (alias maximum).
-            let mut b = BytesMut::with_capacity(first.len() + from_broker.len());
-            b.extend_from_slice(&first);
+            // Handed to the relay as it came, so the pump sees the CONNACK (alias maximum);
+            // after an AUTH exchange, with the client's Authentication Method added.
+            let mut b = BytesMut::with_capacity(first.len() + from_broker.len() + 32);
+            match method.filter(|_| version == Version::V5) {
+                Some(method) => connack_with_method(&first, method, &mut b),
+                None => b.extend_from_slice(&first),
+            }
             b.extend_from_slice(&from_broker);
             b
         }
@@ -258,6 +262,29 @@ async fn establish<A: Authorizer>(
         client_alias_maximum,
         keep_alive,
     })
+}
+
+/// The broker's CONNACK for a client that signed in by enhanced authentication: a successful
+/// CONNACK must carry the Authentication Method of the exchange (MQTT-4.12.0-5), and the broker
+/// never saw one (the rewrite strips it). Anything else (a refusal, a CONNACK that already has
+/// the method, one that fails to decode) goes to the client as the broker sent it.
+fn connack_with_method(first: &[u8], method: &str, out: &mut BytesMut) {
+    if let Ok(Packet::ConnAck(ack)) = Packet::decode(first, Version::V5) {
+        let has_method = ack
+            .properties
+            .iter()
+            .any(|p| matches!(p, Property::AuthenticationMethod(_)));
+        if ack.reason == ReasonCode::SUCCESS && !has_method {
+            let mut raw = Vec::with_capacity(ack.properties.as_bytes().len() + method.len() + 3);
+            raw.extend_from_slice(ack.properties.as_bytes());
+            encode_properties(&[Property::AuthenticationMethod(method)], &mut raw);
+            if let Ok(properties) = Properties::parse_raw(&raw, PropertyContext::ConnAck) {
+                ConnAck { properties, ..ack }.encode(Version::V5, out);
+                return;
+            }
+        }
+    }
+    out.extend_from_slice(first);
 }
 
 /// Step 2 for a CONNECT with an Authentication Method: one challenge, one answer.

@@ -399,6 +399,22 @@ pub fn connect_challenge(
     c.send(&auth_answer(
         format!("0x{}", hex::encode(signature)).as_bytes(),
     ));
-    let reason = next_connack(&mut c);
+    let reason = c.recv(|p| match p {
+        Packet::ConnAck(a) => {
+            if a.reason == ReasonCode::SUCCESS {
+                let method = a.properties.iter().find_map(|p| match p {
+                    flytrap_proto::Property::AuthenticationMethod(m) => Some(m.to_owned()),
+                    _ => None,
+                });
+                assert_eq!(
+                    method.as_deref(),
+                    Some(SIWE),
+                    "a successful CONNACK after AUTH names the method (MQTT-4.12.0-5)"
+                );
+            }
+            a.reason
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    });
     (c, reason)
 }
