@@ -250,6 +250,9 @@ async fn establish<A: Authorizer>(
     metrics
         .connect_latency
         .observe_us(accepted_at.elapsed().as_micros() as u64);
+    // The relay forwards the CONNACK on its first poll, before this task next waits; the
+    // pool's replacement dials run after that.
+    shard.brokers.replenish(index);
     Some(Up {
         rd,
         client,

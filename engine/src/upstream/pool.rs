@@ -172,7 +172,7 @@ impl BrokerPool {
     }
 
     /// A live pooled connection to broker `i`, if there is one; counts the CONNECT for the
-    /// pool's size and starts a replacement.
+    /// pool's size. The replacement is not started here: see [`BrokerPool::replenish`].
     fn take(self: &Rc<Self>, i: usize) -> Option<BrokerStream> {
         if !self.config.enabled() || self.closed.get() {
             return None;
@@ -189,9 +189,19 @@ impl BrokerPool {
             }
             self.metrics.inc(|m| &m.broker_pool_stale);
         }
-        self.refill(i);
         self.publish_ready();
         found
+    }
+
+    /// Starts the replacements for what a CONNECT took from broker `i`'s share. Called once
+    /// the broker's CONNACK is on its way to the client: a dial started earlier would make
+    /// the broker accept a connection while it handles the CONNECT, and on a shared CPU
+    /// that is time on the client's CONNECT→CONNACK path. The dials run as their own tasks,
+    /// after the caller's next wait.
+    pub fn replenish(self: &Rc<Self>, i: usize) {
+        if self.config.enabled() {
+            self.refill(i);
+        }
     }
 
     fn publish_ready(&self) {
@@ -213,15 +223,20 @@ impl BrokerPool {
         let wanted = target
             .saturating_sub(have)
             .min(MAX_CONCURRENT_DIALS.saturating_sub(slot.dialing.get()));
-        // Counted before spawning: a dial that fails at once (no port left, say) may run to
-        // its end inside `spawn_local`, and must not make this loop go round again.
+        // Counted before spawning, so that the count is right whenever the dial runs.
         for _ in 0..wanted {
             if slot.retry_at.get().is_some() {
                 break; // one failed meanwhile: back off
             }
             slot.dialing.set(slot.dialing.get() + 1);
             let pool = self.clone();
-            glommio::spawn_local(async move { pool.dial_into(i).await }).detach();
+            // glommio runs a spawned task at once, up to its first wait: the yield puts the
+            // dial after what the caller does before it next waits (the CONNACK's relay).
+            glommio::spawn_local(async move {
+                futures_lite::future::yield_now().await;
+                pool.dial_into(i).await
+            })
+            .detach();
         }
     }
 

@@ -8,16 +8,21 @@ use crate::sys;
 use nix::sys::socket::{MsgFlags, SockaddrLike};
 use std::{io, os::unix::io::RawFd};
 
-fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
+/// FlyTrap: a listener is made non-blocking once, when glommio takes it (`TcpListener::bind`,
+/// `from_raw_fd`), so a first try at `accept` is one system call. Upstream set and restored
+/// `O_NONBLOCK` around every try (three `fcntl` more per accepted connection). io_uring's
+/// accept on a non-blocking socket still waits for a connection (it arms a poll).
+pub(crate) fn set_nonblocking(fd: RawFd) {
     let flags =
-        nix::fcntl::OFlag::from_bits(nix::fcntl::fcntl(fd, nix::fcntl::F_GETFL).unwrap()).unwrap();
-    nix::fcntl::fcntl(
+        nix::fcntl::OFlag::from_bits_truncate(nix::fcntl::fcntl(fd, nix::fcntl::F_GETFL).unwrap_or(0));
+    let _ = nix::fcntl::fcntl(
         fd,
         nix::fcntl::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .unwrap();
+    );
+}
+
+fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
     let r = sys::accept_syscall(fd);
-    nix::fcntl::fcntl(fd, nix::fcntl::F_SETFL(flags)).unwrap();
     match r {
         Ok(x) => Some(Ok(x)),
         Err(err) => match err.kind() {

@@ -80,6 +80,7 @@ pub struct TcpListener {
 impl FromRawFd for TcpListener {
     /// Convert an already bound and listening RawFd into a TcpListener
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
+        super::set_nonblocking(fd);
         let sk = Socket::from_raw_fd(fd);
         let listener = sk.into();
 
@@ -127,6 +128,7 @@ impl TcpListener {
         sk.set_reuse_port(true)?;
         sk.bind(&addr)?;
         sk.listen(1024)?;
+        sk.set_nonblocking(true)?;
         let listener = sk.into();
 
         Ok(TcpListener {

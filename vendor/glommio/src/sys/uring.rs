@@ -1222,7 +1222,12 @@ pub(crate) struct Reactor {
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// FlyTrap: the preemption timer in the latency ring and the duration it was armed with.
+    /// It stays armed until it fires (see `wait`).
+    latency_preemption_timeout_src: Cell<Option<(Source, Duration)>>,
+    /// FlyTrap: the kernel timeout that wakes a sleeping reactor for the earliest user timer,
+    /// and when it fires. Kept while it is not later than the earliest user timer.
+    user_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1354,6 +1359,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            user_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1815,22 +1821,45 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // FlyTrap: the timers stay armed until they fire. Upstream cancels and re-arms both
+        // preemption timers on every turn of the executor loop: a cancel and two SQEs on the
+        // main ring, a cancel and a timeout on the latency ring, i.e. three `io_uring_enter`
+        // per turn, which on a network proxy is several per packet. Kept armed, the
+        // throughput timer counts main-ring completions since it was armed rather than since
+        // the turn began, and the latency timer gives the running task queue what is left of
+        // its slice rather than a fresh one: both only make a preemption come earlier, which
+        // costs one extra turn of the loop. A fired timer holds no kernel resource and is
+        // dropped without a cancel.
+        let throughput = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|s| s.result().is_none())
+            .unwrap_or_else(|| {
+                main_ring
+                    .prepare_throughput_preemption_timer(self.ring_depth() as u32, self.eventfd_src.raw())
+            });
+        self.throughput_preemption_timeout_src.set(Some(throughput));
+        let preempt_armed = self
+            .latency_preemption_timeout_src
+            .take()
+            .filter(|(s, _)| s.result().is_none());
+        // Before a possible sleep, the kernel timeout for the earliest user timer: an armed
+        // one that fires no later than it does is kept (it may wake us early for a timer
+        // since removed: one more turn, then we sleep again); any other is dropped here, so
+        // that its cancel is flushed and consumed below, before we decide to sleep.
+        let user_due = user_timer.map(|dur| Instant::now() + dur);
+        let user_kept = match (preempt_timer().is_none(), user_due) {
+            (true, Some(due)) => {
+                let kept = self
+                    .user_timeout_src
+                    .take()
+                    .filter(|(s, at)| *at <= due && s.result().is_none());
+                let is_kept = kept.is_some();
+                self.user_timeout_src.set(kept);
+                is_kept
+            }
+            _ => false,
+        };
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1851,9 +1880,9 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+            if let (Some(dur), Some(due), false) = (user_timer, user_due, user_kept) {
+                let src = lat_ring.prepare_latency_preemption_timer(dur);
+                self.user_timeout_src.set(Some((src, due)));
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1880,10 +1909,24 @@ impl Reactor {
             }
         }
 
+        // The preemption timer: kept while it has not fired and the slice is the same (a
+        // sleeping reactor keeps it too: it wakes once, at most a slice later, and sleeps
+        // again without it). Armed afresh otherwise.
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            match preempt_armed {
+                Some((src, d)) if d == preempt => {
+                    self.latency_preemption_timeout_src.set(Some((src, d)))
+                }
+                old => {
+                    drop(old);
+                    flush_cancellations!(into &mut 0; lat_ring);
+                    let src = lat_ring.prepare_latency_preemption_timer(preempt);
+                    self.latency_preemption_timeout_src.set(Some((src, preempt)));
+                    flush_rings!(lat_ring, main_ring)?;
+                }
+            }
+        } else if let Some(armed) = preempt_armed {
+            self.latency_preemption_timeout_src.set(Some(armed));
         }
 
         // A Note about `need_preempt`:
