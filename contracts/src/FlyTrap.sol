@@ -347,19 +347,25 @@ contract FlyTrap {
             bool sensitive
         )
     {
+        (exists, owner, countries, pubFee, subFee, sensitive); // named for the ABI
         Topic storage t = _topics[topicId];
         uint256 s0 = t.s0;
-        owner = address(uint160(s0));
-        exists = s0 != 0;
-        countries = new bytes2[]((s0 >> 168) & 0xff);
+        uint256 pubF = _feeOrClosed(s0 >> FEES_SHIFT);
+        uint256 subF = _feeOrClosed(s0 >> (FEES_SHIFT + CODE_BITS));
         uint256 p;
         assembly ("memory-safe") {
-            p := countries
+            p := mload(0x40)
+            mstore(p, iszero(iszero(s0)))
+            mstore(add(p, 0x20), and(s0, M160))
+            mstore(add(p, 0x40), 0xc0)
+            mstore(add(p, 0x60), pubF)
+            mstore(add(p, 0x80), subF)
+            mstore(add(p, 0xa0), and(shr(160, s0), 1))
         }
-        _writeCountries(t, s0, p);
-        pubFee = _feeOrClosed(s0 >> FEES_SHIFT);
-        subFee = _feeOrClosed(s0 >> (FEES_SHIFT + CODE_BITS));
-        sensitive = (s0 >> 160) & 1 != 0;
+        uint256 e = _writeCountries(t, s0, p + 0xc0);
+        assembly ("memory-safe") {
+            return(p, sub(e, p))
+        }
     }
 
     // ------------------------------------------------------------------ operators
@@ -462,9 +468,9 @@ contract FlyTrap {
     }
 
     /// @dev the fee of the code in the low 40 bits of `x`, JOIN_CLOSED included
-    function _feeOrClosed(uint256 x) internal pure returns (uint128) {
+    function _feeOrClosed(uint256 x) internal pure returns (uint256) {
         uint256 code = x & CODE_MASK;
-        return code == CLOSED_CODE ? JOIN_CLOSED : uint128(_fee(code));
+        return code == CLOSED_CODE ? JOIN_CLOSED : _fee(code);
     }
 
     function _add(Topic storage t, address who, uint8 action, uint256 credit) internal {
