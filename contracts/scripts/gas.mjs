@@ -69,7 +69,7 @@ async function main() {
       note: 'one fresh slot: the member word',
     });
     r = await ft.send(owner, 'grant', [T, bob, 0, 'ok']);
-    row('grant pub, new member (list not empty)', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
+    row('grant pub, a second new member', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
     r = await ft.send(owner, 'grant', [T, alice, 1, 'ok']);
     row('grant sub, address already publisher', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
     r = await ft.send(owner, 'revoke', [T, alice, 1, 'ok']);
