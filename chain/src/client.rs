@@ -25,6 +25,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Addresses per `grantMany` transaction (~27 k gas each: ~6.8 M gas, well under a block's
 /// and a transaction's gas cap).
 pub const GRANT_BATCH: usize = 250;
+/// Members per `withdraw` transaction (~5–7 k gas each, ~2 M gas at most).
+pub const WITHDRAW_BATCH: usize = 250;
 /// A sent transaction must be mined within this long.
 pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -507,77 +509,116 @@ impl Client {
             .await
     }
 
-    /// Pays the sender's collected fees out to it; returns the amount.
-    pub async fn withdraw(&self) -> Result<(U256, Tx)> {
-        let owner = self
-            .sender
-            .ok_or_else(|| Error::InvalidInput("this needs a signing key (--key FILE)".into()))?;
-        let amount = self.balance_of(owner).await?;
-        let tx = self.send(self.contract.withdraw()).await?;
-        Ok((amount, tx))
-    }
-
-    /// Fees credited to `owner` and not yet withdrawn.
-    pub async fn balance_of(&self, owner: Address) -> Result<U256> {
+    /// Fees `who` paid to join the topic that its owner has not withdrawn yet, in wei.
+    pub async fn paid(&self, topic: B256, who: Address) -> Result<U256> {
         self.contract
-            .balanceOf(owner)
+            .paid(topic, who)
             .call()
             .await
             .map_err(|e| self.call_err(e))
     }
 
-    // ------------------------------------------------------------------ views
-
-    /// `verifyPub` / `verifySub`: may `who` do `action` on the topic.
-    pub async fn verify(&self, topic: B256, who: Address, action: Action) -> Result<Answer> {
-        let r = match action {
-            Action::Publish => {
-                let r = self
-                    .contract
-                    .verifyPub(topic, who)
-                    .call()
-                    .await
-                    .map_err(|e| self.call_err(e))?;
-                (r.allowed, r.countries, r.sensitive)
+    /// The addresses that ever joined the topic (from its `AclChanged` join logs), each once,
+    /// in the order of their first join.
+    pub async fn joiners(&self, topic: B256) -> Result<Vec<Address>> {
+        let filter = Filter::new()
+            .address(self.address())
+            .event_signature(FlyTrap::AclChanged::SIGNATURE_HASH)
+            .topic1(topic)
+            .from_block(0)
+            .to_block(BlockNumberOrTag::Latest);
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for log in logs {
+            let e = log.log_decode::<FlyTrap::AclChanged>().map_err(|e| {
+                Error::Rpc(format!(
+                    "undecodable {} log: {e}",
+                    FlyTrap::AclChanged::SIGNATURE
+                ))
+            })?;
+            let e = e.inner.data;
+            if crate::types::Change::from_code(e.change) == crate::types::Change::Joined
+                && seen.insert(e.target)
+            {
+                out.push(e.target);
             }
-            Action::Subscribe => {
-                let r = self
-                    .contract
-                    .verifySub(topic, who)
-                    .call()
-                    .await
-                    .map_err(|e| self.call_err(e))?;
-                (r.allowed, r.countries, r.sensitive)
-            }
-        };
-        // verify* does not say whether the topic exists; a sensitive or country-bound topic
-        // exists, otherwise ask.
-        let exists = if r.0 || r.2 || !r.1.is_empty() {
-            true
-        } else {
-            self.topic(topic).await?.is_some()
-        };
-        Ok(Answer {
-            exists,
-            allowed: r.0,
-            sensitive: r.2,
-            countries: r.1.into_iter().map(Country::from_bytes2).collect(),
-        })
+        }
+        Ok(out)
     }
 
-    /// Answers many questions in one `checkBatch` call, in order.
+    /// The fees not yet withdrawn from the topic: their sum, and who paid them (joiners whose
+    /// `paid` is not zero).
+    pub async fn withdrawable(&self, topic: B256) -> Result<(U256, Vec<(Address, U256)>)> {
+        let joiners = self.joiners(topic).await?;
+        let mut due = Vec::new();
+        let mut total = U256::ZERO;
+        for chunk in joiners.chunks(64) {
+            let amounts =
+                futures::future::join_all(chunk.iter().map(|&a| self.paid(topic, a))).await;
+            for (&a, amount) in chunk.iter().zip(amounts) {
+                let amount = amount?;
+                if !amount.is_zero() {
+                    total += amount;
+                    due.push((a, amount));
+                }
+            }
+        }
+        Ok((total, due))
+    }
+
+    /// Pays the topic's owner (the sender) the fees paid to join the topic and not withdrawn
+    /// yet: the members come from the topic's join logs, [`WITHDRAW_BATCH`] per `withdraw`
+    /// transaction. Returns the amount and the transactions; [`Error::InvalidInput`] when
+    /// there is nothing to withdraw (nothing is sent).
+    pub async fn withdraw(&self, topic: B256) -> Result<(U256, Vec<Tx>)> {
+        if self.sender.is_none() {
+            return Err(Error::InvalidInput(
+                "this needs a signing key (--key FILE)".into(),
+            ));
+        }
+        let (total, due) = self.withdrawable(topic).await?;
+        if due.is_empty() {
+            return Err(Error::InvalidInput(
+                "no fees to withdraw from this topic".into(),
+            ));
+        }
+        let mut txs = Vec::new();
+        for chunk in due.chunks(WITHDRAW_BATCH) {
+            let members: Vec<Address> = chunk.iter().map(|(a, _)| *a).collect();
+            txs.push(self.send(self.contract.withdraw(topic, members)).await?);
+        }
+        Ok((total, txs))
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// May `who` do `action` on the topic (one `checkBatch` question).
+    pub async fn verify(&self, topic: B256, who: Address, action: Action) -> Result<Answer> {
+        let q = Query {
+            topic_id: topic,
+            who,
+            action,
+        };
+        self.check_batch(&[q])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Rpc("checkBatch answered no question".into()))
+    }
+
+    /// Answers many questions in one `checkBatch` call (packed queries), in order.
     pub async fn check_batch(&self, queries: &[Query]) -> Result<Vec<Answer>> {
-        let qs: Vec<FlyTrap::Query> = queries
-            .iter()
-            .map(|q| FlyTrap::Query {
-                topicId: q.topic_id,
-                who: q.who,
-                action: q.action.code(),
-            })
-            .collect();
+        let mut packed = Vec::with_capacity(queries.len() * Query::PACKED_LEN);
+        for q in queries {
+            q.pack_into(&mut packed);
+        }
         let answers = self
             .contract
-            .checkBatch(qs)
+            .checkBatch(Bytes::from(packed))
             .call()
             .await
             .map_err(|e| self.call_err(e))?;
@@ -657,32 +698,32 @@ impl Client {
             .map_err(|e| self.call_err(e))
     }
 
-    /// Lets `op` write audit records (admin only).
-    pub async fn add_operator(&self, op: Address) -> Result<Tx> {
-        self.send(self.contract.addOperator(op)).await
+    /// Lets `op` write audit records (`enabled`) or stops it (admin only; its records and
+    /// its last seq stay).
+    pub async fn set_operator(&self, op: Address, enabled: bool) -> Result<Tx> {
+        self.send(self.contract.setOperator(op, enabled)).await
     }
 
-    /// Stops `op` writing audit records (admin only).
-    pub async fn remove_operator(&self, op: Address) -> Result<Tx> {
-        self.send(self.contract.removeOperator(op)).await
+    /// May `op` write audit records, and the highest audit `seq` it wrote (one `operator`
+    /// call).
+    pub async fn operator(&self, op: Address) -> Result<(bool, u64)> {
+        let r = self
+            .contract
+            .operator(op)
+            .call()
+            .await
+            .map_err(|e| self.call_err(e))?;
+        Ok((r.enabled, r.lastSeq))
     }
 
     /// May `op` write audit records.
     pub async fn is_operator(&self, op: Address) -> Result<bool> {
-        self.contract
-            .isOperator(op)
-            .call()
-            .await
-            .map_err(|e| self.call_err(e))
+        Ok(self.operator(op).await?.0)
     }
 
     /// The highest audit `seq` written by `op`.
     pub async fn last_seq(&self, op: Address) -> Result<u64> {
-        self.contract
-            .lastSeq(op)
-            .call()
-            .await
-            .map_err(|e| self.call_err(e))
+        Ok(self.operator(op).await?.1)
     }
 
     // ------------------------------------------------------------------ audit records
@@ -697,10 +738,12 @@ impl Client {
                 crate::audit::SolRecord::Ban(b) => bans.push(b),
                 crate::audit::SolRecord::WrongCountry(w) => wrong.push(w),
                 crate::audit::SolRecord::ConnectFailed(c) => failed.push(c),
-                crate::audit::SolRecord::Report(s) => reports.push(s),
+                // packed entries, back to back
+                crate::audit::SolRecord::Report(entries) => reports.extend_from_slice(&entries),
             }
         }
-        self.contract.recordAudit(bans, wrong, failed, reports)
+        self.contract
+            .recordAudit(bans, wrong, failed, Bytes::from(reports))
     }
 
     /// Gas `recordAudit` of these records would take now.
@@ -715,11 +758,6 @@ impl Client {
     /// records with `seq <= lastSeq` are skipped by the contract).
     pub async fn record_audit(&self, records: &[Spooled]) -> Result<Tx> {
         self.send(self.audit_call(records)).await
-    }
-
-    /// `recordBans` alone.
-    pub async fn record_bans(&self, bans: Vec<FlyTrap::Ban>) -> Result<Tx> {
-        self.send(self.contract.recordBans(bans)).await
     }
 
     /// Convenience: one record through `recordAudit` with the given seq.
