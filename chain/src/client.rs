@@ -22,7 +22,7 @@ use crate::{Error, Result};
 
 /// Each HTTP request to the node gives up after this long (a silent node is "unreachable").
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Addresses per `grantMany` transaction (~27 k gas each: ~6.8 M gas, well under a block's
+/// Addresses per `grantMany` transaction (~26 k gas each: ~6.6 M gas, well under a block's
 /// and a transaction's gas cap).
 pub const GRANT_BATCH: usize = 250;
 /// Members per `withdraw` transaction (~5–7 k gas each, ~2 M gas at most).
@@ -376,8 +376,8 @@ impl Client {
     /// fleets of clients; the transactions come back in the order of `who` (one per address:
     /// the batch's transaction for a grant). Nothing is sent when an address is wrong.
     ///
-    /// Grants go through `grantMany`, [`GRANT_BATCH`] addresses per transaction (~27 k gas
-    /// per address instead of ~52 k): a duplicate or an address that already holds the action
+    /// Grants go through `grantMany`, [`GRANT_BATCH`] addresses per transaction (~26 k gas
+    /// per address instead of ~51 k): a duplicate or an address that already holds the action
     /// is reported by name first (one `checkBatch` per 500), then each batch is estimated
     /// (a revert comes back decoded) and sent. Revocations are one transaction each,
     /// pipelined: every call is estimated first (concurrently), then all are sent with

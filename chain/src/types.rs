@@ -259,7 +259,7 @@ pub fn fee_representable(wei: u128) -> bool {
     }
     let mut m = wei;
     while m >= FEE_MANTISSA_LIMIT {
-        if m % 10 != 0 {
+        if !m.is_multiple_of(10) {
             return false;
         }
         m /= 10;
