@@ -225,6 +225,10 @@ impl Revert {
                 "BadQuery",
                 "malformed checkBatch queries (53 bytes each: topic id, address, action)".into(),
             ),
+            FlyTrapErrors::BadCall(_) => (
+                "BadCall",
+                "malformed packed grant (topic id, address and action take 53 bytes)".into(),
+            ),
             FlyTrapErrors::BadReport(_) => (
                 "BadReport",
                 "malformed sensitive report (cut short, or counts past its end)".into(),
@@ -263,6 +267,7 @@ mod tests {
             (FlyTrap::BadFee {}.abi_encode(), "BadFee"),
             (FlyTrap::BadQuery {}.abi_encode(), "BadQuery"),
             (FlyTrap::BadReport {}.abi_encode(), "BadReport"),
+            (FlyTrap::BadCall {}.abi_encode(), "BadCall"),
         ] {
             let r = decode_revert(&data);
             assert_eq!(r.name, name);

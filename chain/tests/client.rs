@@ -141,6 +141,12 @@ fn topics_grants_views_and_operators() {
         let changes = op.events::<FlyTrap::AclChanged>(0, None).await.unwrap();
         let kinds: Vec<u8> = changes.iter().map(|c| c.event.change).collect();
         assert_eq!(kinds, vec![0, 1, 1, 2, 4, 0]);
+        // the packed grant() logs what it was given
+        assert_eq!(changes[1].event.reason, "ok");
+        assert_eq!(changes[1].event.target, alice);
+        assert_eq!(changes[1].event.action, 0);
+        assert_eq!(changes[2].event.target, bob);
+        assert_eq!(changes[2].event.action, 1);
         assert_eq!(changes[3].event.reason, "gone");
         assert_eq!(changes[3].event.target, bob);
         let created = op.events::<FlyTrap::TopicCreated>(0, None).await.unwrap();

@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { concatHex, keccak256, toBytes } from 'viem';
+import { concatHex, keccak256, toBytes, toHex } from 'viem';
 import { startAnvil } from './anvil.mjs';
 import { artifact, setup } from './chain.mjs';
 
@@ -62,15 +62,18 @@ async function main() {
 
     // ACL changes on plant/1/temp
     const T = tid('plant/1/temp');
-    r = await ft.send(owner, 'grant', [T, alice, 0, 'ok']);
+    // grant() takes its arguments packed after the selector: topicId ‖ who ‖ action ‖ reason
+    const grant = (who, action, reason) =>
+      ft.sendRaw(owner, concatHex([ft.data('grant'), T, who, toHex(action, { size: 1 }), toHex(reason)]));
+    r = await grant(alice, 0, 'ok');
     row('grant pub, new member', gasOf(r), {
       paper: PAPER_ACL,
       target: 50_000,
       note: 'one fresh slot: the member word',
     });
-    r = await ft.send(owner, 'grant', [T, bob, 0, 'ok']);
+    r = await grant(bob, 0, 'ok');
     row('grant pub, a second new member', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
-    r = await ft.send(owner, 'grant', [T, alice, 1, 'ok']);
+    r = await grant(alice, 1, 'ok');
     row('grant sub, address already publisher', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
     r = await ft.send(owner, 'revoke', [T, alice, 1, 'ok']);
     row('revoke sub, address stays publisher', gasOf(r), { paper: PAPER_ACL, target: 50_000 });

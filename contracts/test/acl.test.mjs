@@ -1,7 +1,7 @@
 // Topics, ACL changes, views, fees and the AclChanged log, against a real anvil (free port).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { concatHex, decodeEventLog, keccak256, pad, toBytes, toEventSelector } from 'viem';
+import { concatHex, decodeEventLog, keccak256, pad, toBytes, toEventSelector, toHex } from 'viem';
 import { startAnvil } from '../scripts/anvil.mjs';
 import { abi, setup } from '../scripts/chain.mjs';
 
@@ -28,6 +28,11 @@ let alice;
 let bob;
 let carol;
 let mallory;
+
+/** grant() takes its arguments packed after the selector: topicId ‖ who ‖ action ‖ reason */
+const grantData = (topicId, who, action, reason) =>
+  concatHex([ft.data('grant'), topicId, who, toHex(action, { size: 1 }), toHex(reason)]);
+const grant = (from, topicId, who, action, reason) => ft.sendRaw(from, grantData(topicId, who, action, reason));
 
 /** [allowed, countries, sensitive] of one question (checkBatch with one query) */
 async function verify(action, topicId, who) {
@@ -149,15 +154,15 @@ describe('grant and revoke', () => {
   const T = tid('home/temp');
 
   it('only the owner grants and revokes', async () => {
-    await reverts(ft.send(mallory, 'grant', [T, mallory, 0, '']), 'NotOwner');
+    await reverts(grant(mallory, T, mallory, 0, ''), 'NotOwner');
     await reverts(ft.send(mallory, 'revoke', [T, alice, 0, '']), 'NotOwner');
-    await reverts(ft.send(owner, 'grant', [tid('nope'), alice, 0, '']), 'UnknownTopic');
-    await reverts(ft.send(owner, 'grant', [T, alice, 2, '']), 'BadAction');
+    await reverts(grant(owner, tid('nope'), alice, 0, ''), 'UnknownTopic');
+    await reverts(grant(owner, T, alice, 2, ''), 'BadAction');
     await reverts(ft.send(owner, 'revoke', [T, alice, 7, '']), 'BadAction');
   });
 
   it('grants, emits AclChanged(grant) and answers the views', async () => {
-    const r = await ft.send(owner, 'grant', [T, alice, 0, 'sensor']);
+    const r = await grant(owner, T, alice, 0, 'sensor');
     const [ev] = ft.events(r);
     assert.equal(ev.eventName, 'AclChanged');
     assert.equal(ev.args.topicId, T);
@@ -170,18 +175,43 @@ describe('grant and revoke', () => {
     assert.deepEqual(await verify(1, T, alice), [false, ['0x4445', '0x4652'], true]);
   });
 
+  it('grant() reads its packed arguments exactly: any reason length, short calldata refused', async () => {
+    const Z = '0x0000000000000000000000000000000000000000';
+    await reverts(grant(owner, T, Z, 0, ''), 'ZeroAddress');
+    const full = grantData(T, carol, 1, '');
+    await reverts(ft.sendRaw(owner, full.slice(0, -2)), 'BadCall'); // 52 bytes of arguments
+    await reverts(ft.sendRaw(owner, ft.data('grant')), 'BadCall');
+    const G = tid('grant/reasons');
+    await ft.send(owner, 'createTopic', ['grant/reasons', [], 0n, 0n, false, '']);
+    for (const [i, len] of [0, 1, 31, 32, 33, 64, 100].entries()) {
+      const reason = 'é'.repeat(len).slice(0, len) + 'r'.repeat(len % 3);
+      const who = `0x${(0xa11ce00 + i).toString(16).padStart(40, '0')}`;
+      const r = await grant(owner, G, who, i % 2, reason);
+      const [ev] = ft.events(r);
+      assert.equal(ev.eventName, 'AclChanged');
+      assert.deepEqual(
+        { ...ev.args, target: lc(ev.args.target) },
+        { topicId: G, target: who, action: i % 2, change: 1, reason },
+      );
+      // the log is canonically encoded: what viem encodes for these arguments
+      const log = r.logs[0];
+      assert.equal((log.data.length - 2) / 2, 0x60 + Math.ceil(Buffer.byteLength(reason) / 32) * 32);
+      assert.equal((await verify(i % 2, G, who))[0], true);
+    }
+  });
+
   it('granting an existing member reverts AlreadyMember, revoking a non-member NotMember', async () => {
-    await reverts(ft.send(owner, 'grant', [T, alice, 0, '']), 'AlreadyMember');
+    await reverts(grant(owner, T, alice, 0, ''), 'AlreadyMember');
     await reverts(ft.send(owner, 'revoke', [T, bob, 0, '']), 'NotMember');
     await reverts(ft.send(owner, 'revoke', [T, alice, 1, '']), 'NotMember');
   });
 
   it('keeps membership right through adds and removals (one word per address)', async () => {
     const can = async (who) => [(await verify(0, T, who))[0], (await verify(1, T, who))[0]];
-    await ft.send(owner, 'grant', [T, bob, 0, '']);
-    await ft.send(owner, 'grant', [T, carol, 0, '']);
-    await ft.send(owner, 'grant', [T, bob, 1, '']);
-    await ft.send(owner, 'grant', [T, mallory, 1, '']);
+    await grant(owner, T, bob, 0, '');
+    await grant(owner, T, carol, 0, '');
+    await grant(owner, T, bob, 1, '');
+    await grant(owner, T, mallory, 1, '');
     assert.deepEqual(await can(bob), [true, true]);
     const r = await ft.send(owner, 'revoke', [T, alice, 0, 'gone']);
     const [ev] = ft.events(r);
@@ -195,8 +225,8 @@ describe('grant and revoke', () => {
     await ft.send(owner, 'revoke', [T, carol, 0, '']);
     await ft.send(owner, 'revoke', [T, bob, 1, '']);
     for (const who of [alice, bob, carol, mallory]) assert.deepEqual(await can(who), [false, false]);
-    await ft.send(owner, 'grant', [T, carol, 1, '']);
-    await ft.send(owner, 'grant', [T, alice, 0, '']);
+    await grant(owner, T, carol, 1, '');
+    await grant(owner, T, alice, 0, '');
     assert.deepEqual(await can(alice), [true, false]);
     assert.deepEqual(await can(carol), [false, true]);
   });
@@ -330,7 +360,7 @@ describe('fees', () => {
     // a member revoked and joining again pays again; its rights bits stay right
     await ft.send(owner, 'revoke', [P, carol, 0, '']);
     assert.equal((await verify(0, P, carol))[0], false);
-    await ft.send(owner, 'grant', [P, carol, 1, '']);
+    await grant(owner, P, carol, 1, '');
     await ft.send(carol, 'join', [P, 0], 10n ** 15n);
     assert.equal(await ft.call('paid', [P, carol]), 2n * 10n ** 15n);
     assert.deepEqual([(await verify(0, P, carol))[0], (await verify(1, P, carol))[0]], [true, true]);

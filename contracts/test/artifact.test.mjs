@@ -42,7 +42,7 @@ describe('artifact', () => {
     for (const f of [
       'createTopic(string,bytes2[],uint128,uint128,bool,string)',
       'updateTopic(bytes32,bytes2[],uint128,uint128,bool,string)',
-      'grant(bytes32,address,uint8,string)',
+      'grant()',
       'grantMany(bytes32,address[],uint8,string)',
       'revoke(bytes32,address,uint8,string)',
       'join(bytes32,uint8)',
