@@ -215,6 +215,24 @@ impl Revert {
                 "NotOperator",
                 "only an operator may write audit records".into(),
             ),
+            FlyTrapErrors::BadFee(_) => (
+                "BadFee",
+                "the contract cannot store this fee exactly: a fee must be m × 10^e with \
+                 m < 2^34 (17,179,869,184), e.g. 1000000000000000 or 25 × 10^16 wei"
+                    .into(),
+            ),
+            FlyTrapErrors::BadQuery(_) => (
+                "BadQuery",
+                "malformed checkBatch queries (53 bytes each: topic id, address, action)".into(),
+            ),
+            FlyTrapErrors::BadCall(_) => (
+                "BadCall",
+                "malformed packed grant (topic id, address and action take 53 bytes)".into(),
+            ),
+            FlyTrapErrors::BadReport(_) => (
+                "BadReport",
+                "malformed sensitive report (cut short, or counts past its end)".into(),
+            ),
         };
         Revert {
             name: name.into(),
@@ -245,6 +263,16 @@ mod tests {
         assert!(r.detail.contains("7 wei"), "{r}");
         let r = decode_revert(&FlyTrap::NotOwner {}.abi_encode());
         assert_eq!(r.name, "NotOwner");
+        for (data, name) in [
+            (FlyTrap::BadFee {}.abi_encode(), "BadFee"),
+            (FlyTrap::BadQuery {}.abi_encode(), "BadQuery"),
+            (FlyTrap::BadReport {}.abi_encode(), "BadReport"),
+            (FlyTrap::BadCall {}.abi_encode(), "BadCall"),
+        ] {
+            let r = decode_revert(&data);
+            assert_eq!(r.name, name);
+            assert!(!r.detail.is_empty());
+        }
         let r = decode_revert(&[1, 2, 3, 4]);
         assert!(r.name.starts_with("unknown error"));
     }

@@ -85,6 +85,16 @@ pub struct Query {
 }
 
 impl Query {
+    /// Bytes of one packed `checkBatch` query.
+    pub const PACKED_LEN: usize = 53;
+
+    /// The packed form `checkBatch` takes: topic id (32 bytes) ‖ address (20) ‖ action (1).
+    pub fn pack_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.topic_id.as_slice());
+        out.extend_from_slice(self.who.as_slice());
+        out.push(self.action.code());
+    }
+
     /// A query on the topic named `name`.
     pub fn new(name: &str, who: Address, action: Action) -> Query {
         Query {
@@ -177,6 +187,47 @@ impl Fee {
         }
     }
 
+    /// Can the contract store this fee exactly? It keeps a fee as a 40-bit code, m × 10^e with
+    /// m < 2^34 (any fee up to 17,179,869,183 wei, and beyond that any fee with enough trailing
+    /// zeros); any other fee reverts `BadFee()`. `Free` and `Closed` always can.
+    pub fn is_representable(self) -> bool {
+        match self {
+            Fee::Free | Fee::Closed => true,
+            Fee::Wei(w) => fee_representable(w),
+        }
+    }
+
+    /// `Ok` if [`is_representable`](Self::is_representable), else a one-line
+    /// [`Error::InvalidInput`] saying why and what the nearest storable fees are.
+    pub fn check(self) -> Result<(), Error> {
+        let Fee::Wei(w) = self else { return Ok(()) };
+        if fee_representable(w) {
+            return Ok(());
+        }
+        // the nearest storable fees: w rounded down / up to its significant digits
+        let mut unit: u128 = 1;
+        while w / unit >= FEE_MANTISSA_LIMIT {
+            unit *= 10;
+        }
+        let q = w / unit;
+        let down = q * unit;
+        // (q + 1) × unit, unless q + 1 = 2^34, which is not storable: then the next multiple
+        // of 10 × unit
+        let up = if q + 1 == FEE_MANTISSA_LIMIT {
+            (FEE_MANTISSA_LIMIT / 10 + 1).checked_mul(unit * 10)
+        } else {
+            (q + 1).checked_mul(unit)
+        }
+        .filter(|&u| u != JOIN_CLOSED);
+        Err(Error::InvalidInput(format!(
+            "fee {w} wei cannot be stored exactly: a fee must be m × 10^e wei with m < 2^34{}",
+            match up {
+                Some(u) => format!(" (nearest: {down} or {u})"),
+                None => format!(" (nearest: {down})"),
+            }
+        )))
+    }
+
     /// From the contract's encoding.
     pub fn from_raw(raw: u128) -> Fee {
         match raw {
@@ -195,6 +246,25 @@ impl fmt::Display for Fee {
             Fee::Wei(w) => write!(f, "{w} wei"),
         }
     }
+}
+
+/// Fees are m × 10^e with m below this (the contract's 34-bit mantissa).
+const FEE_MANTISSA_LIMIT: u128 = 1 << 34;
+
+/// Is `wei` m × 10^e with m < 2^34 (what the contract's 40-bit fee code stores exactly)?
+/// [`JOIN_CLOSED`] is stored as a code of its own and counts as representable.
+pub fn fee_representable(wei: u128) -> bool {
+    if wei == JOIN_CLOSED {
+        return true;
+    }
+    let mut m = wei;
+    while m >= FEE_MANTISSA_LIMIT {
+        if !m.is_multiple_of(10) {
+            return false;
+        }
+        m /= 10;
+    }
+    true
 }
 
 /// What a topic is, as `topic()` returns it.
@@ -412,6 +482,37 @@ mod tests {
         assert!("D1".parse::<Country>().is_err());
         assert!("DEU".parse::<Country>().is_err());
         assert_eq!(Fee::from_raw(JOIN_CLOSED), Fee::Closed);
+        for ok in [
+            0,
+            1,
+            (1 << 34) - 1,
+            17_179_869_180,
+            10u128.pow(15),
+            123 * 10u128.pow(30),
+        ] {
+            assert!(Fee::Wei(ok).is_representable(), "{ok}");
+            assert!(Fee::Wei(ok).check().is_ok());
+        }
+        for bad in [1 << 34, (1 << 34) + 1, 10u128.pow(15) + 1, JOIN_CLOSED - 1] {
+            assert!(!Fee::Wei(bad).is_representable(), "{bad}");
+            let e = Fee::Wei(bad).check().unwrap_err().to_string();
+            assert!(
+                e.contains("cannot be stored exactly") && !e.contains('\n'),
+                "{e}"
+            );
+        }
+        let e = Fee::Wei(10u128.pow(15) + 1)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1000000000000000 or 1000000000100000"), "{e}");
+        assert!(Fee::Closed.is_representable() && Fee::Free.is_representable());
+        let mut q = Vec::new();
+        Query::new("a", Address::repeat_byte(9), Action::Subscribe).pack_into(&mut q);
+        assert_eq!(q.len(), Query::PACKED_LEN);
+        assert_eq!(&q[..32], topic_id("a").as_slice());
+        assert_eq!(&q[32..52], Address::repeat_byte(9).as_slice());
+        assert_eq!(q[52], 1);
         assert_eq!(Fee::from_raw(0), Fee::Free);
         assert_eq!(Fee::Wei(5).to_raw(), 5);
     }

@@ -1,6 +1,6 @@
 //! The audit writer: moves spooled records to the chain in `recordAudit` batches, exactly once.
 //!
-//! - On start (and after every failure) it reads the contract's `lastSeq(operator)` and
+//! - On start (and after every failure) it reads the contract's `operator(op).lastSeq` and
 //!   acknowledges the spool up to it: whatever a previous run (or a transaction whose receipt
 //!   was lost) already wrote is not sent again, and whatever is after it is.
 //! - A batch is always the lowest pending seqs, so it carries every pending record up to its

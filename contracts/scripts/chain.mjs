@@ -112,6 +112,12 @@ export class FlyTrap {
     return this.chain.send({ from, to: this.address, data, value });
   }
 
+  /** Sends raw calldata (estimated first, so that a revert surfaces with its custom error). */
+  async sendRaw(from, data, value = 0n) {
+    await this.chain.rpc('eth_estimateGas', [{ from, to: this.address, data, value: '0x' + value.toString(16) }]);
+    return this.chain.send({ from, to: this.address, data, value });
+  }
+
   /** Decodes the receipt's logs of this contract into { eventName, args }. */
   events(receipt) {
     return receipt.logs

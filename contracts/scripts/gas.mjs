@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { keccak256, toBytes } from 'viem';
+import { concatHex, keccak256, toBytes, toHex } from 'viem';
 import { startAnvil } from './anvil.mjs';
 import { artifact, setup } from './chain.mjs';
 
@@ -18,6 +18,11 @@ const gasOf = (r) => Number(BigInt(r.gasUsed));
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
 const PAPER_DEPLOY = 2_060_000;
+
+const be = (v, bytes) => BigInt(v).toString(16).padStart(bytes * 2, '0');
+/** one packed report entry of recordAudit: topicId ‖ seq ‖ from ‖ to ‖ nPub ‖ nRecv ‖ addresses */
+const report = (topicId, seq, from, to, pubs, recvs) =>
+  topicId + be(seq, 8) + be(from, 8) + be(to, 8) + be(pubs.length, 2) + be(recvs.length, 2) + [...pubs, ...recvs].map((a) => a.slice(2).toLowerCase()).join('');
 const PAPER_ACL = 100_000;
 
 async function main() {
@@ -51,23 +56,24 @@ async function main() {
     r = await ft.send(owner, 'createTopic', ['plant/1/valve', ['0x4945', '0x4742'], 0n, 0n, true, 'iot']);
     row('createTopic, 2 countries, sensitive', gasOf(r), { note: '13-byte name, reason "iot"' });
     r = await ft.send(owner, 'createTopic', ['plant/1/paid', [], 10n ** 15n, 10n ** 15n, false, '']);
-    row("createTopic with fees, owner's first paid topic", gasOf(r), {
-      note: "includes the one-off 22.1k of the owner's balance sentinel",
-    });
+    row('createTopic with fees', gasOf(r));
     r = await ft.send(owner, 'updateTopic', [tid('plant/1/temp'), ['0x4445'], 0n, 0n, false, 'de']);
     row('updateTopic (1 country)', gasOf(r));
 
     // ACL changes on plant/1/temp
     const T = tid('plant/1/temp');
-    r = await ft.send(owner, 'grant', [T, alice, 0, 'ok']);
+    // grant() takes its arguments packed after the selector: topicId ‖ who ‖ action ‖ reason
+    const grant = (who, action, reason) =>
+      ft.sendRaw(owner, concatHex([ft.data('grant'), T, who, toHex(action, { size: 1 }), toHex(reason)]));
+    r = await grant(alice, 0, 'ok');
     row('grant pub, new member', gasOf(r), {
       paper: PAPER_ACL,
       target: 50_000,
       note: 'one fresh slot: the member word',
     });
-    r = await ft.send(owner, 'grant', [T, bob, 0, 'ok']);
-    row('grant pub, new member (list not empty)', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
-    r = await ft.send(owner, 'grant', [T, alice, 1, 'ok']);
+    r = await grant(bob, 0, 'ok');
+    row('grant pub, a second new member', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
+    r = await grant(alice, 1, 'ok');
     row('grant sub, address already publisher', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
     r = await ft.send(owner, 'revoke', [T, alice, 1, 'ok']);
     row('revoke sub, address stays publisher', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
@@ -96,18 +102,18 @@ async function main() {
     await ft.send(owner, 'updateTopic', [T, [], 0n, 0n, false, '']);
     r = await ft.send(dave, 'join', [T, 1]);
     row('join free, new member', gasOf(r), { paper: PAPER_ACL, target: 50_000 });
-    r = await ft.send(owner, 'withdraw', []);
-    row('withdraw', gasOf(r), { note: 'balance stays at the 1-unit sentinel' });
+    r = await ft.send(owner, 'withdraw', [P, [carol]]);
+    row('withdraw, 1 member (2 fees)', gasOf(r), { note: "clears the fees in the member's word" });
 
     // views
     const queries = [];
     for (let i = 0; i < 100; i++) {
-      queries.push({ topicId: i % 2 ? T : tid('plant/1/valve'), who: i % 3 ? alice : bob, action: i % 2 });
+      queries.push(concatHex([i % 2 ? T : tid('plant/1/valve'), i % 3 ? alice : bob, i % 2 ? '0x01' : '0x00']));
     }
-    row('checkBatch, 100 queries (eth_estimateGas of the call)', Number(await ft.estimate('checkBatch', [queries])), {
+    row('checkBatch, 100 queries (eth_estimateGas of the call)', Number(await ft.estimate('checkBatch', [concatHex(queries)])), {
       note: 'free as eth_call; bounded by the node gas cap',
     });
-    row('verifyPub (eth_estimateGas of the call)', Number(await ft.estimate('verifyPub', [T, bob])));
+    row('checkBatch, 1 query (eth_estimateGas of the call)', Number(await ft.estimate('checkBatch', [queries[1]])));
 
     // audit records
     let seq = 1n;
@@ -124,14 +130,7 @@ async function main() {
         time: now,
       }),
       recordConnectFailed: (i) => ({ ip: ip(i), client: bob, reason: 0x86, seq: seq++, time: now }),
-      recordSensitive: () => ({
-        topicId: T,
-        seq: seq++,
-        from: now - 1800n,
-        to: now,
-        publishers: [alice],
-        receivers: [bob],
-      }),
+      recordSensitive: () => report(T, seq++, now - 1800n, now, [alice], [bob]),
     };
     const labels = {
       recordBans: 'Banned',
@@ -139,21 +138,19 @@ async function main() {
       recordConnectFailed: 'ConnectFailed',
       recordSensitive: 'SensitiveReport (1 publisher, 1 receiver)',
     };
-    // recordWrongCountry / recordConnectFailed / recordSensitive are recordAudit with the other
-    // arrays empty; recordBans has its own entry point.
+    // every kind is written by recordAudit, the other arguments empty; reports are packed
+    // bytes, concatenated
     const KINDS = Object.keys(mk);
     const send = (fn, recs) =>
-      fn === 'recordBans'
-        ? ft.send(admin, 'recordBans', [recs])
-        : ft.send(admin, 'recordAudit', KINDS.map((k) => (k === fn ? recs : [])));
+      ft.send(admin, 'recordAudit', KINDS.map((k) => (k === fn ? (k === 'recordSensitive' ? concatHex(recs) : recs) : k === 'recordSensitive' ? '0x' : [])));
     // first write of the operator's high-water mark (zero to nonzero) is paid once, here:
-    await ft.send(admin, 'recordBans', [[mk.recordBans(0)]]);
+    await send('recordBans', [mk.recordBans(0)]);
     for (const fn of KINDS) {
       for (const n of [1, 10, 100]) {
         const recs = Array.from({ length: n }, (_, i) => mk[fn](i));
         r = await send(fn, recs);
         const g = gasOf(r);
-        row(`${fn === 'recordBans' ? fn : 'recordAudit'}: ${labels[fn]} × ${n}`, g, {
+        row(`recordAudit: ${labels[fn]} × ${n}`, g, {
           target: n === 100 ? 5_000 : null,
           perRecord: g / n,
           note: `${fmt(g / n)} per record`,
@@ -162,17 +159,13 @@ async function main() {
         if (n === 100) {
           // resend of the same batch: every record is skipped
           const again = await send(fn, recs);
-          row(`${fn === 'recordBans' ? fn : 'recordAudit'}: ${labels[fn]} × 100 resent (all skipped, no event)`, gasOf(again));
+          row(`recordAudit: ${labels[fn]} × 100 resent (all skipped, no event)`, gasOf(again));
         }
       }
     }
     // per extra address in a sensitive report
     {
-      const big = Array.from({ length: 100 }, () => ({
-        ...mk.recordSensitive(),
-        publishers: [alice, bob, carol],
-        receivers: [bob, carol, dave],
-      }));
+      const big = Array.from({ length: 100 }, () => report(T, seq++, now - 1800n, now, [alice, bob, carol], [bob, carol, dave]));
       const g = gasOf(await send('recordSensitive', big));
       row('recordAudit: SensitiveReport, 3 publishers + 3 receivers × 100', g, {
         note: `${fmt(g / 100)} per report`,
@@ -184,7 +177,7 @@ async function main() {
       const wc = Array.from({ length: 25 }, (_, i) => mk.recordWrongCountry(i));
       const cf = Array.from({ length: 25 }, (_, i) => mk.recordConnectFailed(i));
       const rep = Array.from({ length: 25 }, (_, i) => mk.recordSensitive(i));
-      const g = gasOf(await ft.send(admin, 'recordAudit', [bans, wc, cf, rep]));
+      const g = gasOf(await ft.send(admin, 'recordAudit', [bans, wc, cf, concatHex(rep)]));
       row('recordAudit: 25 of each kind (100 records)', g, { target: 5_000, note: `${fmt(g / 100)} per record` });
       rows[rows.length - 1].perRecord = g / 100;
     }

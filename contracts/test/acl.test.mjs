@@ -1,13 +1,14 @@
 // Topics, ACL changes, views, fees and the AclChanged log, against a real anvil (free port).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { decodeEventLog, keccak256, pad, toBytes, toEventSelector } from 'viem';
+import { concatHex, decodeEventLog, keccak256, pad, toBytes, toEventSelector, toHex } from 'viem';
 import { startAnvil } from '../scripts/anvil.mjs';
 import { abi, setup } from '../scripts/chain.mjs';
 
 const tid = (name) => keccak256(toBytes(name));
 const lc = (a) => a.toLowerCase();
-const sortAddr = (xs) => [...xs].map(lc).sort();
+/** one packed checkBatch query: topicId (32) ‖ address (20) ‖ action (1) */
+const query = (topicId, who, action) => concatHex([topicId, who, `0x${action.toString(16).padStart(2, '0')}`]);
 
 /** asserts that `promise` rejects with custom error `name` (and `args` if given) */
 async function reverts(promise, name, args) {
@@ -27,6 +28,17 @@ let alice;
 let bob;
 let carol;
 let mallory;
+
+/** grant() takes its arguments packed after the selector: topicId ‖ who ‖ action ‖ reason */
+const grantData = (topicId, who, action, reason) =>
+  concatHex([ft.data('grant'), topicId, who, toHex(action, { size: 1 }), toHex(reason)]);
+const grant = (from, topicId, who, action, reason) => ft.sendRaw(from, grantData(topicId, who, action, reason));
+
+/** [allowed, countries, sensitive] of one question (checkBatch with one query) */
+async function verify(action, topicId, who) {
+  const [a] = await ft.call('checkBatch', [query(topicId, who, action)]);
+  return [a.allowed, a.countries, a.sensitive];
+}
 
 before(async () => {
   s = await setup(startAnvil);
@@ -51,10 +63,9 @@ describe('topics', () => {
     assert.equal(ev[1].args.change, 0);
     assert.equal(ev[1].args.action, 255);
     assert.equal(lc(ev[1].args.target), lc(owner));
-    assert.equal(lc(ev[1].args.source), lc(owner));
     assert.equal(ev[1].args.reason, 'first');
-    const block = await chain.rpc('eth_getBlockByNumber', [r.blockNumber, false]);
-    assert.equal(ev[1].args.timestamp, BigInt(block.timestamp));
+    // no source (the owner, or the target of a join) and no time (the block's) in the log
+    assert.deepEqual(Object.keys(ev[1].args).sort(), ['action', 'change', 'reason', 'target', 'topicId']);
 
     const [exists, o, countries, pubFee, subFee, sensitive] = await ft.call('topic', [tid('home/temp')]);
     assert.equal(exists, true);
@@ -92,7 +103,7 @@ describe('topics', () => {
     const [exists, , got] = await ft.call('topic', [tid(name)]);
     assert.equal(exists, true);
     assert.deepEqual(got, countries);
-    const [allowed, vc] = await ft.call('verifyPub', [tid(name), alice]);
+    const [allowed, vc] = await verify(0, tid(name), alice);
     assert.equal(allowed, false);
     assert.deepEqual(vc, countries);
   });
@@ -114,7 +125,7 @@ describe('topics', () => {
     const logs = await chain.rpc('eth_getLogs', [{ address: ft.address, fromBlock: '0x0', toBlock: 'latest', topics: [sig] }]);
     assert.equal(logs.length, 11);
     assert.equal(logs[0].topics[1], tid('home/temp'));
-    for (const f of ['topicCount', 'topicIdAt', 'members', 'isMember']) {
+    for (const f of ['topicCount', 'topicIdAt', 'members', 'isMember', 'verifyPub', 'verifySub', 'balanceOf', 'recordBans', 'addOperator', 'removeOperator', 'isOperator', 'lastSeq', 'JOIN_CLOSED']) {
       assert.ok(!abi.some((x) => x.name === f), `${f} is gone`);
     }
   });
@@ -143,40 +154,64 @@ describe('grant and revoke', () => {
   const T = tid('home/temp');
 
   it('only the owner grants and revokes', async () => {
-    await reverts(ft.send(mallory, 'grant', [T, mallory, 0, '']), 'NotOwner');
+    await reverts(grant(mallory, T, mallory, 0, ''), 'NotOwner');
     await reverts(ft.send(mallory, 'revoke', [T, alice, 0, '']), 'NotOwner');
-    await reverts(ft.send(owner, 'grant', [tid('nope'), alice, 0, '']), 'UnknownTopic');
-    await reverts(ft.send(owner, 'grant', [T, alice, 2, '']), 'BadAction');
+    await reverts(grant(owner, tid('nope'), alice, 0, ''), 'UnknownTopic');
+    await reverts(grant(owner, T, alice, 2, ''), 'BadAction');
     await reverts(ft.send(owner, 'revoke', [T, alice, 7, '']), 'BadAction');
   });
 
   it('grants, emits AclChanged(grant) and answers the views', async () => {
-    const r = await ft.send(owner, 'grant', [T, alice, 0, 'sensor']);
+    const r = await grant(owner, T, alice, 0, 'sensor');
     const [ev] = ft.events(r);
     assert.equal(ev.eventName, 'AclChanged');
     assert.equal(ev.args.topicId, T);
     assert.equal(lc(ev.args.target), lc(alice));
     assert.equal(ev.args.action, 0);
-    assert.equal(lc(ev.args.source), lc(owner));
     assert.equal(ev.args.change, 1);
     assert.equal(ev.args.reason, 'sensor');
 
-    assert.deepEqual(await ft.call('verifyPub', [T, alice]), [true, ['0x4445', '0x4652'], true]);
-    assert.deepEqual(await ft.call('verifySub', [T, alice]), [false, ['0x4445', '0x4652'], true]);
+    assert.deepEqual(await verify(0, T, alice), [true, ['0x4445', '0x4652'], true]);
+    assert.deepEqual(await verify(1, T, alice), [false, ['0x4445', '0x4652'], true]);
+  });
+
+  it('grant() reads its packed arguments exactly: any reason length, short calldata refused', async () => {
+    const Z = '0x0000000000000000000000000000000000000000';
+    await reverts(grant(owner, T, Z, 0, ''), 'ZeroAddress');
+    const full = grantData(T, carol, 1, '');
+    await reverts(ft.sendRaw(owner, full.slice(0, -2)), 'BadCall'); // 52 bytes of arguments
+    await reverts(ft.sendRaw(owner, ft.data('grant')), 'BadCall');
+    const G = tid('grant/reasons');
+    await ft.send(owner, 'createTopic', ['grant/reasons', [], 0n, 0n, false, '']);
+    for (const [i, len] of [0, 1, 31, 32, 33, 64, 100].entries()) {
+      const reason = 'é'.repeat(len).slice(0, len) + 'r'.repeat(len % 3);
+      const who = `0x${(0xa11ce00 + i).toString(16).padStart(40, '0')}`;
+      const r = await grant(owner, G, who, i % 2, reason);
+      const [ev] = ft.events(r);
+      assert.equal(ev.eventName, 'AclChanged');
+      assert.deepEqual(
+        { ...ev.args, target: lc(ev.args.target) },
+        { topicId: G, target: who, action: i % 2, change: 1, reason },
+      );
+      // the log is canonically encoded: what viem encodes for these arguments
+      const log = r.logs[0];
+      assert.equal((log.data.length - 2) / 2, 0x60 + Math.ceil(Buffer.byteLength(reason) / 32) * 32);
+      assert.equal((await verify(i % 2, G, who))[0], true);
+    }
   });
 
   it('granting an existing member reverts AlreadyMember, revoking a non-member NotMember', async () => {
-    await reverts(ft.send(owner, 'grant', [T, alice, 0, '']), 'AlreadyMember');
+    await reverts(grant(owner, T, alice, 0, ''), 'AlreadyMember');
     await reverts(ft.send(owner, 'revoke', [T, bob, 0, '']), 'NotMember');
     await reverts(ft.send(owner, 'revoke', [T, alice, 1, '']), 'NotMember');
   });
 
   it('keeps membership right through adds and removals (one word per address)', async () => {
-    const can = async (who) => [(await ft.call('verifyPub', [T, who]))[0], (await ft.call('verifySub', [T, who]))[0]];
-    await ft.send(owner, 'grant', [T, bob, 0, '']);
-    await ft.send(owner, 'grant', [T, carol, 0, '']);
-    await ft.send(owner, 'grant', [T, bob, 1, '']);
-    await ft.send(owner, 'grant', [T, mallory, 1, '']);
+    const can = async (who) => [(await verify(0, T, who))[0], (await verify(1, T, who))[0]];
+    await grant(owner, T, bob, 0, '');
+    await grant(owner, T, carol, 0, '');
+    await grant(owner, T, bob, 1, '');
+    await grant(owner, T, mallory, 1, '');
     assert.deepEqual(await can(bob), [true, true]);
     const r = await ft.send(owner, 'revoke', [T, alice, 0, 'gone']);
     const [ev] = ft.events(r);
@@ -190,8 +225,8 @@ describe('grant and revoke', () => {
     await ft.send(owner, 'revoke', [T, carol, 0, '']);
     await ft.send(owner, 'revoke', [T, bob, 1, '']);
     for (const who of [alice, bob, carol, mallory]) assert.deepEqual(await can(who), [false, false]);
-    await ft.send(owner, 'grant', [T, carol, 1, '']);
-    await ft.send(owner, 'grant', [T, alice, 0, '']);
+    await grant(owner, T, carol, 1, '');
+    await grant(owner, T, alice, 0, '');
     assert.deepEqual(await can(alice), [true, false]);
     assert.deepEqual(await can(carol), [false, true]);
   });
@@ -210,29 +245,29 @@ describe('grant and revoke', () => {
       assert.equal(e.args.action, 1);
       assert.equal(e.args.reason, 'fleet');
     });
-    for (const who of fleet) assert.equal((await ft.call('verifySub', [G, who]))[0], true);
+    for (const who of fleet) assert.equal((await verify(1, G, who))[0], true);
     await reverts(ft.send(mallory, 'grantMany', [G, [alice], 1, '']), 'NotOwner');
     await reverts(ft.send(owner, 'grantMany', [G, [alice], 2, '']), 'BadAction');
     await reverts(ft.send(owner, 'grantMany', [G, [alice, '0x0000000000000000000000000000000000000000'], 1, '']), 'ZeroAddress');
     // a duplicate (or an address already granted) reverts the whole batch
     await reverts(ft.send(owner, 'grantMany', [G, [alice, alice], 1, '']), 'AlreadyMember');
     await reverts(ft.send(owner, 'grantMany', [G, [alice, fleet[0]], 1, '']), 'AlreadyMember');
-    assert.equal((await ft.call('verifySub', [G, alice]))[0], false);
+    assert.equal((await verify(1, G, alice))[0], false);
     await reverts(ft.send(owner, 'grantMany', [tid('nope'), [alice], 1, '']), 'UnknownTopic');
   });
 
-  it('verify and checkBatch answer unknown topics with exists = allowed = false', async () => {
-    assert.deepEqual(await ft.call('verifyPub', [tid('nope'), alice]), [false, [], false]);
-    assert.deepEqual(await ft.call('verifySub', [tid('nope'), alice]), [false, [], false]);
+  it('checkBatch answers packed queries, unknown topics with exists = allowed = false', async () => {
+    assert.deepEqual(await verify(0, tid('nope'), alice), [false, [], false]);
+    assert.deepEqual(await verify(1, tid('nope'), alice), [false, [], false]);
     const answers = await ft.call('checkBatch', [
-      [
-        { topicId: T, who: alice, action: 0 },
-        { topicId: T, who: alice, action: 1 },
-        { topicId: tid('nope'), who: alice, action: 0 },
-        { topicId: T, who: carol, action: 1 },
-        { topicId: T, who: carol, action: 9 },
-        { topicId: tid('home/+/x'), who: carol, action: 1 },
-      ],
+      concatHex([
+        query(T, alice, 0),
+        query(T, alice, 1),
+        query(tid('nope'), alice, 0),
+        query(T, carol, 1),
+        query(T, carol, 9),
+        query(tid('home/+/x'), carol, 1),
+      ]),
     ]);
     const C = ['0x4445', '0x4652'];
     assert.deepEqual(answers, [
@@ -243,7 +278,10 @@ describe('grant and revoke', () => {
       { exists: true, allowed: false, sensitive: true, countries: C },
       { exists: true, allowed: false, sensitive: false, countries: [] },
     ]);
-    assert.deepEqual(await ft.call('checkBatch', [[]]), []);
+    assert.deepEqual(await ft.call('checkBatch', ['0x']), []);
+    // anything but a whole number of 53-byte queries
+    await reverts(ft.call('checkBatch', [query(T, alice, 0).slice(0, -2)]), 'BadQuery');
+    await reverts(ft.call('checkBatch', [concatHex([query(T, alice, 0), '0x00'])]), 'BadQuery');
   });
 
   it('AclChanged is filterable by topic id, by target address and by action', async () => {
@@ -276,6 +314,22 @@ describe('fees', () => {
     await ft.send(owner, 'createTopic', ['closed/topic', [], 2n ** 128n - 1n, 2n ** 128n - 1n, false, '']);
   });
 
+  it('stores fees as m × 10^e (m < 2^34) exactly, JOIN_CLOSED apart, and rejects the rest', async () => {
+    const fees = [0n, 1n, 2n ** 34n - 1n, 17_179_869_180n, 10n ** 15n, 123_456_789n * 10n ** 18n, (2n ** 34n - 1n) * 10n ** 28n, 2n ** 128n - 1n];
+    for (const [i, fee] of fees.entries()) {
+      const name = `fee/${i}`;
+      await ft.send(owner, 'createTopic', [name, [], fee, fees[fees.length - 1 - i], false, '']);
+      const [, , , pubFee, subFee] = await ft.call('topic', [tid(name)]);
+      assert.equal(pubFee, fee);
+      assert.equal(subFee, fees[fees.length - 1 - i]);
+    }
+    for (const bad of [2n ** 34n, 2n ** 34n + 1n, 10n ** 15n + 1n, 2n ** 128n - 2n, 3n ** 50n]) {
+      await reverts(ft.send(owner, 'createTopic', ['fee/bad', [], bad, 0n, false, '']), 'BadFee');
+      await reverts(ft.send(owner, 'updateTopic', [P, [], 0n, bad, false, '']), 'BadFee');
+    }
+    assert.equal((await ft.call('topic', [tid('fee/bad')]))[0], false);
+  });
+
   it('join needs exactly the fee', async () => {
     await reverts(ft.send(alice, 'join', [P, 0], 1n), 'WrongFee', [10n ** 15n]);
     await reverts(ft.send(alice, 'join', [P, 0]), 'WrongFee', [10n ** 15n]);
@@ -283,47 +337,71 @@ describe('fees', () => {
     await reverts(ft.send(alice, 'join', [tid('nope'), 0]), 'UnknownTopic');
     await reverts(ft.send(alice, 'join', [P, 2]), 'BadAction');
     await reverts(ft.send(alice, 'join', [tid('closed/topic'), 1]), 'JoinClosed');
-    assert.equal(await ft.call('JOIN_CLOSED'), 2n ** 128n - 1n);
+    await reverts(ft.send(alice, 'join', [tid('closed/topic'), 0], 1n), 'JoinClosed');
   });
 
-  it('join with the fee adds the member, credits the owner and emits AclChanged(join)', async () => {
-    const before = await ft.call('balanceOf', [owner]);
+  it("join with the fee adds the member, credits the fee in the member's word and emits AclChanged(join)", async () => {
     const r = await ft.send(alice, 'join', [P, 0], 10n ** 15n);
     const [ev] = ft.events(r);
     assert.equal(ev.args.change, 3);
     assert.equal(lc(ev.args.target), lc(alice));
-    assert.equal(lc(ev.args.source), lc(alice));
     assert.equal(ev.args.action, 0);
     assert.equal(ev.args.reason, '');
-    assert.equal((await ft.call('verifyPub', [P, alice]))[0], true);
-    assert.equal(await ft.call('balanceOf', [owner]), before + 10n ** 15n);
+    assert.equal((await verify(0, P, alice))[0], true);
+    assert.equal((await verify(1, P, alice))[0], false);
+    assert.equal(await ft.call('paid', [P, alice]), 10n ** 15n);
     await reverts(ft.send(alice, 'join', [P, 0], 10n ** 15n), 'AlreadyMember');
     // free subscription
     await ft.send(bob, 'join', [P, 1]);
-    assert.equal((await ft.call('verifySub', [P, bob]))[0], true);
+    assert.equal((await verify(1, P, bob))[0], true);
+    assert.equal(await ft.call('paid', [P, bob]), 0n);
     await ft.send(carol, 'join', [P, 0], 10n ** 15n);
-    assert.equal(await ft.call('balanceOf', [owner]), before + 2n * 10n ** 15n);
+    assert.equal(await ft.call('paid', [P, carol]), 10n ** 15n);
+    // a member revoked and joining again pays again; its rights bits stay right
+    await ft.send(owner, 'revoke', [P, carol, 0, '']);
+    assert.equal((await verify(0, P, carol))[0], false);
+    await grant(owner, P, carol, 1, '');
+    await ft.send(carol, 'join', [P, 0], 10n ** 15n);
+    assert.equal(await ft.call('paid', [P, carol]), 2n * 10n ** 15n);
+    assert.deepEqual([(await verify(0, P, carol))[0], (await verify(1, P, carol))[0]], [true, true]);
+    assert.equal(await ft.call('paid', [tid('nope'), carol]), 0n);
   });
 
-  it('withdraw pays the owner exactly the fees, once', async () => {
-    const due = await ft.call('balanceOf', [owner]);
-    assert.equal(due, 2n * 10n ** 15n);
+  it('withdraw pays the owner exactly the fees of the members given, once', async () => {
+    const due = 3n * 10n ** 15n;
     const contractBefore = await chain.balance(ft.address);
     assert.equal(contractBefore, due);
+    await reverts(ft.send(mallory, 'withdraw', [P, [alice, carol]]), 'NotOwner');
+    await reverts(ft.send(owner, 'withdraw', [tid('nope'), [alice]]), 'UnknownTopic');
+    await reverts(ft.send(owner, 'withdraw', [P, [bob, mallory]]), 'NothingToWithdraw');
+    await reverts(ft.send(owner, 'withdraw', [P, []]), 'NothingToWithdraw');
     const b0 = await chain.balance(owner);
-    const r = await ft.send(owner, 'withdraw', []);
+    // a member listed twice is paid once
+    const r = await ft.send(owner, 'withdraw', [P, [alice, bob, carol, alice]]);
     const b1 = await chain.balance(owner);
     const fee = BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice);
     assert.equal(b1 - b0 + fee, due);
     assert.equal(await chain.balance(ft.address), 0n);
-    assert.equal(await ft.call('balanceOf', [owner]), 0n);
+    for (const who of [alice, bob, carol]) assert.equal(await ft.call('paid', [P, who]), 0n);
+    // membership is untouched
+    assert.deepEqual([(await verify(0, P, carol))[0], (await verify(1, P, carol))[0]], [true, true]);
+    assert.equal((await verify(0, P, alice))[0], true);
     const [ev] = ft.events(r);
     assert.equal(ev.eventName, 'Withdrawn');
+    assert.equal(ev.args.topicId, P);
+    assert.equal(lc(ev.args.owner), lc(owner));
     assert.equal(ev.args.amount, due);
-    await reverts(ft.send(owner, 'withdraw', []), 'NothingToWithdraw');
-    await reverts(ft.send(mallory, 'withdraw', []), 'NothingToWithdraw');
-    // credits after a withdrawal still add up
+    await reverts(ft.send(owner, 'withdraw', [P, [alice, carol]]), 'NothingToWithdraw');
+    // credits after a withdrawal still add up, also for a revoked member
     await ft.send(bob, 'join', [P, 0], 10n ** 15n);
-    assert.equal(await ft.call('balanceOf', [owner]), 10n ** 15n);
+    await ft.send(owner, 'revoke', [P, bob, 0, '']);
+    assert.equal(await ft.call('paid', [P, bob]), 10n ** 15n);
+    await ft.send(owner, 'withdraw', [P, [bob]]);
+    assert.equal(await chain.balance(ft.address), 0n);
+    assert.equal((await verify(1, P, bob))[0], true);
+  });
+
+  it('has no receive function: plain ether is refused', async () => {
+    await assert.rejects(chain.send({ from: alice, to: ft.address, data: '0x', value: 1n }));
   });
 });

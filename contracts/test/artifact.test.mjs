@@ -42,32 +42,32 @@ describe('artifact', () => {
     for (const f of [
       'createTopic(string,bytes2[],uint128,uint128,bool,string)',
       'updateTopic(bytes32,bytes2[],uint128,uint128,bool,string)',
-      'grant(bytes32,address,uint8,string)',
+      'grant()',
       'grantMany(bytes32,address[],uint8,string)',
       'revoke(bytes32,address,uint8,string)',
       'join(bytes32,uint8)',
-      'withdraw()',
-      'balanceOf(address)',
-      'verifyPub(bytes32,address)',
-      'verifySub(bytes32,address)',
+      'withdraw(bytes32,address[])',
+      'paid(bytes32,address)',
       'topic(bytes32)',
-      'checkBatch((bytes32,address,uint8)[])',
-      'addOperator(address)',
-      'removeOperator(address)',
-      'isOperator(address)',
-      'lastSeq(address)',
-      'recordBans((bytes16,uint64,uint64,uint32,uint64)[])',
-      'recordAudit((bytes16,uint64,uint64,uint32,uint64)[],(address,bytes32,bytes16,bytes2,uint64,uint64)[],(bytes16,address,uint8,uint64,uint64)[],(bytes32,uint64,uint64,uint64,address[],address[])[])',
+      'checkBatch(bytes)',
+      'admin()',
+      'setOperator(address,bool)',
+      'operator(address)',
+      'recordAudit((bytes16,uint64,uint64,uint32,uint64)[],(address,bytes32,bytes16,bytes2,uint64,uint64)[],(bytes16,address,uint8,uint64,uint64)[],bytes)',
     ]) {
       assert.ok(fns.includes(f), `missing function ${f}`);
     }
+    assert.equal(fns.length, 14, `unexpected functions: ${fns.join('; ')}`);
+    assert.ok(!abi.some((x) => x.type === 'receive' || x.type === 'fallback'));
     for (const e of [
-      'AclChanged(bytes32 indexed topicId, address indexed target, uint8 indexed action, address source, uint8 change, string reason, uint64 timestamp)',
+      'AclChanged(bytes32 indexed topicId, address indexed target, uint8 indexed action, uint8 change, string reason)',
       'TopicCreated(bytes32 indexed topicId, address indexed owner, string name)',
       'Banned(bytes16 indexed ip, uint64 seq, uint64 until, uint32 failures, uint64 time)',
       'WrongCountry(address indexed client, bytes32 indexed topicId, bytes16 ip, bytes2 country, uint64 seq, uint64 time)',
       'ConnectFailed(bytes16 indexed ip, address indexed client, uint8 reason, uint64 seq, uint64 time)',
-      'SensitiveReport(bytes32 indexed topicId, uint64 seq, uint64 from, uint64 to, address[] publishers, address[] receivers)',
+      'SensitiveReport(bytes32 indexed topicId, bytes report)',
+      'Withdrawn(bytes32 indexed topicId, address indexed owner, uint256 amount)',
+      'OperatorChanged(address indexed operator, bool enabled)',
     ]) {
       assert.ok(events.includes(e), `missing event ${e}: have ${events.join('; ')}`);
     }
@@ -80,7 +80,7 @@ const ATTACKER = `
 pragma solidity ^0.8.24;
 interface IFlyTrap {
     function createTopic(string calldata, bytes2[] calldata, uint128, uint128, bool, string calldata) external returns (bytes32);
-    function withdraw() external;
+    function withdraw(bytes32, address[] calldata) external;
 }
 contract Attacker {
     IFlyTrap immutable ft;
@@ -89,11 +89,14 @@ contract Attacker {
     bool public reentered;
     constructor(IFlyTrap f) { ft = f; }
     function create(string calldata name, uint128 fee) external { ft.createTopic(name, new bytes2[](0), fee, fee, false, ""); }
-    function pull() external { ft.withdraw(); }
+    function pull(bytes32 t, address[] calldata members) external { ft.withdraw(t, members); }
+    bytes32 topic;
+    address[] who;
+    function arm(bytes32 t, address[] calldata members) external { topic = t; who = members; }
     receive() external payable {
         received += msg.value;
         calls++;
-        if (calls == 1) { try ft.withdraw() { reentered = true; } catch {} }
+        if (calls == 1) { try ft.withdraw(topic, who) { reentered = true; } catch {} }
     }
 }`;
 
@@ -129,11 +132,14 @@ describe('withdraw re-entrancy', () => {
     const T = keccak256(toBytes('evil/topic'));
     await s.ft.send(alice, 'join', [T, 0], 10n ** 15n);
     await s.ft.send(bob, 'join', [T, 1], 10n ** 15n);
-    assert.equal(await s.ft.call('balanceOf', [address]), 2n * 10n ** 15n);
-    await call('pull');
+    assert.equal(await s.ft.call('paid', [T, alice]), 10n ** 15n);
+    assert.equal(await s.ft.call('paid', [T, bob]), 10n ** 15n);
+    await call('arm', [T, [alice, bob]]);
+    await call('pull', [T, [alice, bob]]);
     assert.equal(await s.chain.balance(address), 2n * 10n ** 15n);
     assert.equal(await s.chain.balance(s.ft.address), 0n);
-    assert.equal(await s.ft.call('balanceOf', [address]), 0n);
+    assert.equal(await s.ft.call('paid', [T, alice]), 0n);
+    assert.equal(await s.ft.call('paid', [T, bob]), 0n);
     const view = new FlyTrap(s.chain, address);
     const read = async (fn) =>
       (await s.chain.rpc('eth_call', [{ to: view.address, data: encodeFunctionData({ abi: aabi, functionName: fn }) }, 'latest']));

@@ -46,7 +46,7 @@ enum Command {
     Revoke(cmd::ops::Change),
     /// Join a topic as publisher or subscriber, paying its fee.
     Join(cmd::ops::Join),
-    /// Pay out the join fees collected by the --key account.
+    /// Pay out the join fees collected on a topic you own (members found from its join logs).
     Withdraw(cmd::ops::Withdraw),
     /// Reports from the audit records and the change log on the chain.
     Audit(cmd::audit::Audit),

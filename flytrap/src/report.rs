@@ -688,10 +688,16 @@ impl Reader {
                 .filter(|r| r.1 >= next && r.0 <= end)
                 .map(|(a, b)| (a.max(next), b.min(end)))
                 .collect();
+            let mut times = logs::BlockTimes::default();
             for (from, to) in ranges {
                 for log in logs::fetch(&c, from, to, Some(kinds)).await? {
                     let d = logs::decode(&log)?;
-                    self.apply(log.block_number.unwrap_or_default(), d);
+                    let block = log.block_number.unwrap_or_default();
+                    let block_time = match self.index.block_time(block) {
+                        Some(t) => t,
+                        None => times.of(&c, &log).await?,
+                    };
+                    self.apply(block, block_time, d);
                 }
             }
             self.loaded = Some(end);
@@ -706,7 +712,7 @@ impl Reader {
                 let block_time = times.of(&c, log).await?;
                 let time = d.time.unwrap_or(block_time);
                 let kind = d.kind;
-                self.apply(block, d);
+                self.apply(block, block_time, d);
                 match entries.last_mut() {
                     Some(e) if e.block == block => {
                         e.min_time = e.min_time.min(time);
@@ -738,13 +744,15 @@ impl Reader {
         Ok(self.progress)
     }
 
-    /// Applies one decoded log of block `block` to the names, the topic list and the store.
-    fn apply(&mut self, block: u64, d: logs::Decoded) {
+    /// Applies one decoded log of block `block` (at `block_time`) to the names, the topic list
+    /// and the store.
+    fn apply(&mut self, block: u64, block_time: u64, d: logs::Decoded) {
         if let Some((id, name)) = d.name {
             Arc::make_mut(&mut self.names).insert(id, name.clone());
             Arc::make_mut(&mut self.acl).created(id, name, block);
         }
-        if let Some(r) = d.record {
+        if let Some(mut r) = d.record {
+            logs::complete(&mut r, block_time, &self.acl);
             if let Body::Acl {
                 topic,
                 target,
@@ -788,6 +796,7 @@ impl Reader {
             client: self.client.clone(),
             ranges: self.plan(q),
             names: self.names.clone(),
+            acl: self.acl.clone(),
             query: q.clone(),
         }
     }
@@ -820,6 +829,7 @@ impl Reader {
             client: self.client.clone(),
             ranges: vec![(0, head)],
             names: self.names.clone(),
+            acl: self.acl.clone(),
             query: q.clone(),
         }
         .run()
@@ -833,6 +843,8 @@ pub struct Job {
     client: Client,
     ranges: Vec<(u64, u64)>,
     names: Arc<Names>,
+    /// Topic owners, for the senders of ACL changes (their logs do not carry them).
+    acl: Arc<Acl>,
     query: Query,
 }
 
@@ -845,12 +857,17 @@ impl Job {
     /// Reads the logs and keeps the matching records, in time order.
     pub async fn run(self) -> Result<Answer, Error> {
         let mut records = Vec::new();
+        let mut times = logs::BlockTimes::default();
         for (from, to) in &self.ranges {
             for log in logs::fetch(&self.client, *from, *to, Some(self.query.kinds)).await? {
-                if let Some(r) = logs::decode(&log)?.record
-                    && self.query.matches(&r)
-                {
-                    records.push(r);
+                if let Some(mut r) = logs::decode(&log)?.record {
+                    if r.kind() == Kind::Acl {
+                        let t = times.of(&self.client, &log).await?;
+                        logs::complete(&mut r, t, &self.acl);
+                    }
+                    if self.query.matches(&r) {
+                        records.push(r);
+                    }
                 }
             }
         }

@@ -315,8 +315,8 @@ fn operator_workflow_against_anvil() {
     );
     run(&["join", "sub", "paid", "--key", s(&member_key)]);
     let before = rt().block_on(client.eth_balance(owner.address())).unwrap();
-    let out = run(&["withdraw"]);
-    assert!(out.starts_with("withdrew 1000000 wei"), "{out}");
+    let out = run(&["withdraw", "paid"]);
+    assert!(out.starts_with("withdrew 1000000 wei from 'paid'"), "{out}");
     let after = rt().block_on(client.eth_balance(owner.address())).unwrap();
     let withdraw_tx = rt()
         .block_on(client.events::<FlyTrap::Withdrawn>(0, None))
@@ -331,8 +331,8 @@ fn operator_workflow_against_anvil() {
         U256::from(rc.gas_used) * U256::from(rc.effective_gas_price)
     };
     assert_eq!(after + gas_cost - before, U256::from(1_000_000u64));
-    let e = run_fail(&["withdraw"]);
-    assert!(e.contains("NothingToWithdraw"), "{e}");
+    let e = run_fail(&["withdraw", "paid"]);
+    assert!(e.contains("no fees to withdraw"), "{e}");
 
     // Audit records, as the proxy writes them.
     let op = Client::new(&rpc, contract, Some(owner.clone())).unwrap();
@@ -629,6 +629,21 @@ fn bad_input_gives_one_line_errors() {
         s(&op_key),
     ]));
     assert!(e.contains("--pub-fee"), "{e}");
+    // A fee the contract cannot store exactly: refused before anything is sent, one line.
+    let e = f(c(&[
+        "topic",
+        "create",
+        "u",
+        "--pub-fee",
+        "1000000000000000001",
+        "--key",
+        s(&op_key),
+    ]));
+    assert!(
+        e.contains("--pub-fee: fee 1000000000000000001 wei cannot be stored exactly")
+            && e.contains("nearest: 1000000000000000000 or 1000000000100000000"),
+        "{e}"
+    );
     let e = f(c(&["audit", "bans", "--since", "last week"]));
     assert!(e.contains("bad time 'last week'"), "{e}");
     let e = f(c(&["audit", "client"]));
@@ -693,7 +708,10 @@ fn bad_input_gives_one_line_errors() {
     assert!(e.contains("no contract address"), "{e}");
     let e = fails(cwd, &["topic", "list", "--rpc", &rpc, "--contract", "0x12"]);
     assert!(e.contains("malformed address"), "{e}");
-    let e = fails(cwd, &["withdraw", "--rpc", &rpc, "--contract", contract]);
+    let e = fails(
+        cwd,
+        &["withdraw", "t", "--rpc", &rpc, "--contract", contract],
+    );
     assert!(e.contains("no key"), "{e}");
 }
 

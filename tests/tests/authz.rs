@@ -505,8 +505,9 @@ fn sensitive_topic_report_reaches_the_chain() {
             .unwrap();
         if let Some(e) = events.first() {
             assert_eq!(events.len(), 1);
-            assert_eq!(e.event.publishers, vec![writer.address()]);
-            assert_eq!(e.event.receivers, vec![reader.address()]);
+            let report = flytrap_chain::audit::unpack_report(&e.event.report).unwrap();
+            assert_eq!(report.publishers, vec![writer.address()]);
+            assert_eq!(report.receivers, vec![reader.address()]);
             break;
         }
         assert!(Instant::now() < deadline, "no SensitiveReport on the chain");

@@ -10,7 +10,7 @@
 //! with: audit records carry a per-operator sequence number, and a record sent past a proxy's
 //! spool would make the contract skip that proxy's next records. The key is derived from
 //! `--key` (keccak-256 of a fixed label and the key), so the same admin key gives the same
-//! lift operator on any machine; the first lift registers it (`addOperator`, admin only) and
+//! lift operator on any machine; the first lift registers it (`setOperator`, admin only) and
 //! keeps it funded from `--key`.
 
 use std::collections::BTreeMap;
@@ -114,7 +114,7 @@ impl Lift {
                         "the lift operator {lifter_address:#x} (derived from --key {me:#x}) is not registered, and only the admin {admin:#x} can register it: run this once with the admin's key"
                     );
                 }
-                funder.add_operator(lifter_address).await?;
+                funder.set_operator(lifter_address, true).await?;
                 eprintln!("lift operator {lifter_address:#x} registered");
             }
             let balance = funder.eth_balance(lifter_address).await?;
@@ -129,10 +129,7 @@ impl Lift {
                 let seq = writer.last_seq(lifter_address).await? + 1;
                 let now = unix_now();
                 let record = AuditRecord::lift(ip, now);
-                let flytrap_chain::audit::SolRecord::Ban(ban) = record.to_sol(seq) else {
-                    unreachable!("a lift is a ban record");
-                };
-                let tx = writer.record_bans(vec![ban]).await?;
+                let tx = writer.record(seq, record).await?;
                 let logged = writer
                     .events::<FlyTrap::Banned>(tx.block, Some(tx.block))
                     .await?

@@ -1,4 +1,5 @@
-//! `flytrap operator add|remove|show ADDRESS`: who may write audit records (admin only).
+//! `flytrap operator add|remove|show ADDRESS`: who may write audit records (admin only; the
+//! contract's `setOperator(ADDRESS, true|false)` and `operator(ADDRESS)`).
 //!
 //! Every proxy of a fleet writes audit records with its own operator key (the contract numbers
 //! records per operator; two writers on one key would make it skip records), so each proxy's
@@ -41,8 +42,7 @@ impl OperatorCommand {
             if let OperatorCommand::Show(_) = self {
                 let client = r.reader()?;
                 ready(&client).await?;
-                let on = client.is_operator(who).await?;
-                let seq = client.last_seq(who).await?;
+                let (on, seq) = client.operator(who).await?;
                 println!(
                     "{who:#x}  operator {}  last seq {seq}",
                     if on { "yes" } else { "no" }
@@ -52,8 +52,8 @@ impl OperatorCommand {
             let client = r.writer()?;
             ready(&client).await?;
             let tx = match self {
-                OperatorCommand::Add(_) => client.add_operator(who).await?,
-                _ => client.remove_operator(who).await?,
+                OperatorCommand::Add(_) => client.set_operator(who, true).await?,
+                _ => client.set_operator(who, false).await?,
             };
             println!("{verb} {who:#x} (block {}, tx {:#x})", tx.block, tx.hash);
             Ok::<(), anyhow::Error>(())

@@ -232,6 +232,8 @@ impl Join {
 
 #[derive(Debug, Args)]
 pub struct Withdraw {
+    /// The topic (exact name) whose join fees to collect; you must own it.
+    pub topic: String,
     #[command(flatten)]
     pub chain: ChainOpts,
 }
@@ -239,15 +241,24 @@ pub struct Withdraw {
 impl Withdraw {
     pub fn run(self) -> anyhow::Result<()> {
         let client = self.chain.resolve()?.writer()?;
-        let (amount, tx) = block_on(async {
+        let id = flytrap_chain::topic_id(&self.topic);
+        let (amount, txs) = block_on(async {
             ready(&client).await?;
-            anyhow::Ok(client.withdraw().await?)
+            anyhow::Ok(client.withdraw(id).await?)
         })?
-        .context("withdraw")?;
-        println!(
-            "withdrew {amount} wei (block {}, tx {:#x})",
-            tx.block, tx.hash
-        );
+        .with_context(|| format!("withdraw '{}'", self.topic))?;
+        let last = txs.last().copied();
+        match (txs.len(), last) {
+            (1, Some(tx)) => println!(
+                "withdrew {amount} wei from '{}' (block {}, tx {:#x})",
+                self.topic, tx.block, tx.hash
+            ),
+            (n, Some(tx)) => println!(
+                "withdrew {amount} wei from '{}' in {n} transactions (last: block {}, tx {:#x})",
+                self.topic, tx.block, tx.hash
+            ),
+            _ => println!("withdrew {amount} wei from '{}'", self.topic),
+        }
         Ok(())
     }
 }

@@ -21,7 +21,8 @@ async fn acl(client: &Client, index: &IndexOpts) -> anyhow::Result<std::sync::Ar
 pub enum TopicCommand {
     /// Register a topic (or filter) owned by the --key account. Fees: without --pub-fee /
     /// --sub-fee the action is closed to self-service join (only your grants add members);
-    /// 0 = anyone may join for free; N = anyone may join by paying N wei.
+    /// 0 = anyone may join for free; N = anyone may join by paying N wei, where N must be
+    /// m × 10^e with m < 2^34 (the contract stores fees in 40 bits).
     Create(Create),
     /// Show a topic: owner, fees, countries, sensitive flag, publishers and subscribers.
     Show(Show),
@@ -90,14 +91,18 @@ impl TopicCommand {
     }
 }
 
+/// A fee option: none = closed, 0 = free; a fee the contract cannot store exactly (not
+/// m × 10^e wei with m < 2^34) is refused here, before anything is sent.
 fn fee_arg(what: &str, v: &Option<String>) -> anyhow::Result<Fee> {
-    Ok(match v {
+    let fee = match v {
         None => Fee::Closed,
         Some(s) => match wei_arg(what, s)? {
             0 => Fee::Free,
             w => Fee::Wei(w),
         },
-    })
+    };
+    fee.check().map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    Ok(fee)
 }
 
 impl Create {

@@ -159,6 +159,14 @@ impl Index {
         &self.entries
     }
 
+    /// The timestamp of an indexed block (`None`: not indexed, or no log of the contract).
+    pub fn block_time(&self, block: u64) -> Option<u64> {
+        self.entries
+            .binary_search_by_key(&block, |e| e.block)
+            .ok()
+            .map(|i| self.entries[i].block_time)
+    }
+
     /// Forgets every block after `block` (`None`: everything), after a reorg.
     pub fn truncate_after(&mut self, block: Option<u64>, tip: Option<(u64, B256)>) {
         let keep = match block {

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use flytrap_chain::alloy::providers::Provider;
 use flytrap_chain::alloy::rpc::types::{BlockNumberOrTag, Filter, Log};
 use flytrap_chain::alloy::sol_types::SolEvent;
+use flytrap_chain::audit::unpack_report;
 use flytrap_chain::bindings::FlyTrap;
 use flytrap_chain::types::bytes16_to_ip;
 use flytrap_chain::{Action, Address, B256, Change, Client, Country};
 
+use super::acl::Acl;
 use super::{Body, Error, Kind, Record};
 
 /// Blocks per `eth_getLogs` call; halved when the node refuses a range (too many results).
@@ -118,20 +120,29 @@ pub fn decode(log: &Log) -> Result<Decoded, Error> {
     };
     let d = if sig == FlyTrap::AclChanged::SIGNATURE_HASH {
         let e: FlyTrap::AclChanged = decode_as(log)?;
+        let change = Change::from_code(e.change);
+        // The log carries neither its time (the block's) nor its sender (the target of a
+        // creation or a join, else the topic's owner): `complete` fills them in; until then
+        // the time is the log's `blockTimestamp` when the node sends it, and the sender of
+        // an owner's change is zero.
+        let source = match change {
+            Change::Created | Change::Joined => e.target,
+            _ => Address::ZERO,
+        };
         let r = at(
-            e.timestamp,
+            log.block_timestamp.unwrap_or_default(),
             Body::Acl {
                 topic: e.topicId,
                 target: e.target,
                 action: Action::from_code(e.action),
-                source: e.source,
-                change: Change::from_code(e.change),
+                source,
+                change,
                 reason: e.reason,
             },
         );
         Decoded {
             kind: Kind::Acl,
-            time: Some(r.time),
+            time: None,
             record: Some(r),
             name: None,
         }
@@ -195,16 +206,17 @@ pub fn decode(log: &Log) -> Result<Decoded, Error> {
         }
     } else if sig == FlyTrap::SensitiveReport::SIGNATURE_HASH {
         let e: FlyTrap::SensitiveReport = decode_as(log)?;
+        let report = unpack_report(&e.report).map_err(Error::Chain)?;
         // A report's time is the end of its interval.
         let r = at(
-            e.to,
+            report.to,
             Body::Sensitive {
                 topic: e.topicId,
-                from: e.from,
-                to: e.to,
-                publishers: e.publishers,
-                receivers: e.receivers,
-                seq: e.seq,
+                from: report.from,
+                to: report.to,
+                publishers: report.publishers,
+                receivers: report.receivers,
+                seq: report.seq,
             },
         );
         Decoded {
@@ -217,6 +229,26 @@ pub fn decode(log: &Log) -> Result<Decoded, Error> {
         plain(Kind::Other)
     };
     Ok(d)
+}
+
+/// Fills in what an `AclChanged` log leaves out (other records are left alone): its time,
+/// the block's `block_time`, and the sender of an owner's change (grant, revoke, update), the
+/// topic's owner as `acl` knows it from the topic's creation.
+pub fn complete(r: &mut Record, block_time: u64, acl: &Acl) {
+    if let Body::Acl {
+        topic,
+        source,
+        change,
+        ..
+    } = &mut r.body
+    {
+        r.time = block_time;
+        if !matches!(change, Change::Created | Change::Joined)
+            && let Some(t) = acl.get(topic)
+        {
+            *source = t.owner;
+        }
+    }
 }
 
 /// Block timestamps of logs: from the log when the node sends it (`blockTimestamp`), else

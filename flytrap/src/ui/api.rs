@@ -630,11 +630,17 @@ async fn audit(State(s): St, Path(name): Path<String>, Params(p): Params<Map>) -
     )))
 }
 
-/// Every record logged in blocks `[from, to]`.
-async fn records_in(c: &Client, from: u64, to: u64) -> Result<Vec<Record>, ApiError> {
+/// Every record logged in blocks `[from, to]` (ACL changes completed with their block's time
+/// and, from the topic's owner in `acl`, their sender).
+async fn records_in(c: &Client, acl: &Acl, from: u64, to: u64) -> Result<Vec<Record>, ApiError> {
     let mut out = Vec::new();
+    let mut times = logs::BlockTimes::default();
     for log in logs::fetch(c, from, to, None).await? {
-        if let Some(r) = logs::decode(&log)?.record {
+        if let Some(mut r) = logs::decode(&log)?.record {
+            if r.kind() == crate::report::Kind::Acl {
+                let t = times.of(c, &log).await?;
+                logs::complete(&mut r, t, acl);
+            }
             out.push(r);
         }
     }
@@ -661,7 +667,8 @@ async fn tx(State(s): St, Path(hash): Path<String>, Params(p): Params<Map>) -> R
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown transaction {h:#x}")))?;
     let block = receipt.block_number.unwrap_or_default();
     let names = names(&s).await?;
-    let records: Vec<Value> = records_in(&c, block, block)
+    let acl = acl(&s).await?;
+    let records: Vec<Value> = records_in(&c, &acl, block, block)
         .await?
         .iter()
         .filter(|r| r.tx == h)
@@ -693,7 +700,8 @@ async fn block(State(s): St, Path(n): Path<String>, Params(p): Params<Map>) -> R
         .map_err(|e| flytrap_chain::Error::from_rpc(e, c.url()))?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown block {n}")))?;
     let names = names(&s).await?;
-    let records: Vec<Value> = records_in(&c, n, n)
+    let acl = acl(&s).await?;
+    let records: Vec<Value> = records_in(&c, &acl, n, n)
         .await?
         .iter()
         .map(|r| r.json(&names))

@@ -1,10 +1,10 @@
 //! Per-worker operator keys (`engine.processes > 1` with the chain).
 //!
-//! The contract numbers audit records per operator (`lastSeq(operator)`) and each spool is one
+//! The contract numbers audit records per operator (`operator(op).lastSeq`) and each spool is one
 //! writer's, so every worker writes with its own key from its own spool,
 //! `<spool.dir>/worker-<i>/`. The supervisor, holding the configured operator key (the
 //! contract's admin), makes each worker's key once (`operator.key`, mode 0600, reused after a
-//! restart so the worker's spool and `lastSeq` stay in step), registers it with `addOperator`
+//! restart so the worker's spool and `lastSeq` stay in step), registers it with `setOperator`
 //! and keeps its ether balance above [`MIN_BALANCE_WEI`] by topping it up to [`TOP_UP_WEI`].
 
 use std::os::unix::fs::DirBuilderExt;
@@ -120,7 +120,7 @@ impl Provisioner {
                 if admin != me {
                     return Err(ProvisionError::NotAdmin { key: me, admin });
                 }
-                self.client.add_operator(worker).await?;
+                self.client.set_operator(worker, true).await?;
                 done.push(format!("worker {i}: operator {worker:#x} added"));
             }
             let balance = self.client.eth_balance(worker).await?;
