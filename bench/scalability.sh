@@ -17,6 +17,9 @@
 #                                             clients share them round-robin (default: N)
 #   AUTHZ=allow_all ...                       FlyTrap without the chain (plain forwarding)
 #   RAMP=2000 ...                             connections per second
+#   HOLD=60 ...                               seconds all N clients stay connected together,
+#                                             from the end of the ramp to the publish burst
+#                                             (loadgen --settle; default 3)
 #   WARM=1 ...                                also a second round through the same FlyTrap
 #                                             (same keys, new client ids): every check is
 #                                             now a cache hit ("flytrap-warm" rows)
@@ -87,7 +90,7 @@ for n in "${counts[@]}"; do
   run() { # run LABEL PORT [extra]
     local label=$1 port=$2; shift 2
     $bin/loadgen publish --target "127.0.0.1:$port" --ca "$work/cert.pem" -n "$n" --ramp "$ramp" \
-      --settle 3 --messages 1 --topic "$topic" --duration 5 --timeout 30 --workers "$lg_workers" \
+      --settle "${HOLD:-3}" --messages 1 --topic "$topic" --duration 5 --timeout 30 --workers "$lg_workers" \
       --label "$label" --out "$out/$label" --quiet "$@" >"$out/$label.log" 2>&1 || true
   }
   # Sample the proxy's memory while the clients are connected (the maximum over the run).
@@ -124,7 +127,7 @@ PY
   broker_pids=()
 done
 
-machine_txt "$out/machine.txt" "AUTHZ=$authz RAMP=$ramp KEYS=${KEYS:-} WARM=${WARM:-0} bench/scalability.sh ${counts[*]}" \
+machine_txt "$out/machine.txt" "AUTHZ=$authz RAMP=$ramp KEYS=${KEYS:-} HOLD=${HOLD:-3} WARM=${WARM:-0} bench/scalability.sh ${counts[*]}" \
   "unpinned but for Mosquitto (CPU 1) and anvil (CPU 0); FlyTrap workers one per CPU"
 cat "$out/table.md"
 echo "results in $out" >&2
