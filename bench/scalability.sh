@@ -17,6 +17,7 @@
 #                                             clients share them round-robin (default: N)
 #   AUTHZ=allow_all ...                       FlyTrap without the chain (plain forwarding)
 #   RAMP=2000 ...                             connections per second
+#   TRANSPORT=tcp ...                         plain TCP clients instead of TLS
 #   HOLD=60 ...                               seconds all N clients stay connected together,
 #                                             from the end of the ramp to the publish burst
 #                                             (loadgen --settle; default 3)
@@ -29,6 +30,7 @@ source "$(dirname "$0")/lib.sh"
 counts=("$@"); [ ${#counts[@]} -gt 0 ] || counts=(10 100 1000 10000)
 authz=${AUTHZ:-chain}
 ramp=${RAMP:-2000}
+transport=${TRANSPORT:-tls}
 per_process=9000
 build
 out="bench/results/scalability-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -67,7 +69,7 @@ for n in "${counts[@]}"; do
     p=$(free_port); t=$(free_port)
     start_mosquitto 1 "$p" "$t"
     broker_list+=("\"127.0.0.1:$p\""); broker_pids+=("${pids[-1]}")
-    [ "$b" = 1 ] && { first_broker_tls=$t; first_broker_pid=${pids[-1]}; }
+    [ "$b" = 1 ] && { first_broker=$p; first_broker_tls=$t; first_broker_pid=${pids[-1]}; }
   done
   tcp=$(free_port); tls=$(free_port)
   {
@@ -89,22 +91,25 @@ for n in "${counts[@]}"; do
   signing=(--seed scale --keys "$keys"); [ "$authz" = chain ] || signing=(--unsigned)
   run() { # run LABEL PORT [extra]
     local label=$1 port=$2; shift 2
-    $bin/loadgen publish --target "127.0.0.1:$port" --ca "$work/cert.pem" -n "$n" --ramp "$ramp" \
+    local ca=(--ca "$work/cert.pem"); [ "$transport" = tcp ] && ca=()
+    $bin/loadgen publish --target "127.0.0.1:$port" "${ca[@]}" -n "$n" --ramp "$ramp" \
       --settle "${HOLD:-3}" --messages 1 --topic "$topic" --duration 5 --timeout 30 --workers "$lg_workers" \
       --label "$label" --out "$out/$label" --quiet "$@" >"$out/$label.log" 2>&1 || true
   }
   # Sample the proxy's memory while the clients are connected (the maximum over the run).
   ( peak=0; while kill -0 "$flytrap_pid" 2>/dev/null; do r=$(rss_kb $(family "$flytrap_pid")); [ "$r" -gt "$peak" ] && echo "$r" >"$work/peak-$n" && peak=$r; sleep 0.5; done ) &
   sampler=$!
-  run "flytrap-$n" "$tls" "${signing[@]}" "${src[@]}"
+  front=$tls; [ "$transport" = tcp ] && front=$tcp
+  run "flytrap-$n" "$front" "${signing[@]}" "${src[@]}"
   kill "$sampler" 2>/dev/null || true
   peak=$(cat "$work/peak-$n" 2>/dev/null || echo "$base_rss")
   cpu=$(( $(cpu_ticks $(family "$flytrap_pid")) - base_cpu ))
   if [ "${WARM:-0}" = 1 ]; then
-    run "flytrap-warm-$n" "$tls" "${signing[@]}" "${src[@]}" --client-id warm-
+    run "flytrap-warm-$n" "$front" "${signing[@]}" "${src[@]}" --client-id warm-
   fi
   if [ "$n" -le 10000 ]; then
-    run "direct-$n" "$first_broker_tls" --unsigned
+    direct=$first_broker_tls; [ "$transport" = tcp ] && direct=$first_broker
+    run "direct-$n" "$direct" --unsigned
   fi
   python3 - "$out" "$n" "$peak" "$base_rss" "$cpu" "$(getconf CLK_TCK)" "$procs" "$brokers" >>"$out/table.md" <<'PY'
 import json, os, sys
@@ -127,7 +132,7 @@ PY
   broker_pids=()
 done
 
-machine_txt "$out/machine.txt" "AUTHZ=$authz RAMP=$ramp KEYS=${KEYS:-} HOLD=${HOLD:-3} WARM=${WARM:-0} bench/scalability.sh ${counts[*]}" \
+machine_txt "$out/machine.txt" "AUTHZ=$authz TRANSPORT=$transport RAMP=$ramp KEYS=${KEYS:-} HOLD=${HOLD:-3} WARM=${WARM:-0} bench/scalability.sh ${counts[*]}" \
   "unpinned but for Mosquitto (CPU 1) and anvil (CPU 0); FlyTrap workers one per CPU"
 cat "$out/table.md"
 echo "results in $out" >&2
