@@ -23,7 +23,7 @@ use flytrap_chain::anvil::{Anvil, AnvilOptions, DEV_KEYS};
 use flytrap_chain::bindings::FlyTrap::{AclChanged, Banned};
 use flytrap_chain::types::bytes16_to_ip;
 use flytrap_chain::{Action, Client, Country, PrivateKeySigner, TopicSpec, topic_id};
-use flytrap_proto::{Packet, Properties, Publish, QoS, ReasonCode, Version};
+use flytrap_proto::{Packet, ReasonCode, Version};
 use flytrap_tests::stack::{now, signed_connect};
 use flytrap_tests::{Mosquitto, RawClient, free_port, wait_listening};
 
@@ -318,27 +318,7 @@ impl Fleet {
 }
 
 fn publish_ack(c: &mut RawClient, topic: &str, id: u16) -> ReasonCode {
-    let mut out = Vec::new();
-    Publish {
-        dup: false,
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        topic,
-        packet_id: Some(id),
-        topic_alias: None,
-        properties: Properties::EMPTY,
-        payload: b"fleet",
-        payload_offset: 0,
-    }
-    .encode(Version::V5, &mut out);
-    c.send(&out);
-    loop {
-        let frame = c.recv_frame().expect("PUBACK");
-        if let Ok(Packet::Ack(a)) = Packet::decode(&frame, Version::V5) {
-            assert_eq!(a.packet_id, id);
-            return a.reason;
-        }
-    }
+    c.publish_ack(topic, id, b"fleet")
 }
 
 /// Polls `done` every 10 ms until it holds or `limit` passes; when it held.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use flytrap_chain::anvil::{Anvil, AnvilOptions, DEV_KEYS};
 use flytrap_chain::bindings::FlyTrap::ConnectFailed;
 use flytrap_chain::{Action, Address, Client, PrivateKeySigner, TopicSpec};
-use flytrap_proto::{Packet, Properties, Publish, QoS, ReasonCode, Version};
+use flytrap_proto::ReasonCode;
 use flytrap_tests::stack::{connect_signed, connect_with, now, signed_connect};
 use flytrap_tests::{Mosquitto, RawClient, free_port, spawn_sub, wait_listening};
 
@@ -68,27 +68,7 @@ fn accepted(addr: SocketAddr) -> BTreeMap<usize, u64> {
 }
 
 fn publish_ack(c: &mut RawClient, topic: &str, id: u16) -> ReasonCode {
-    let mut out = Vec::new();
-    Publish {
-        dup: false,
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        topic,
-        packet_id: Some(id),
-        topic_alias: None,
-        properties: Properties::EMPTY,
-        payload: b"hello-workers",
-        payload_offset: 0,
-    }
-    .encode(Version::V5, &mut out);
-    c.send(&out);
-    loop {
-        let frame = c.recv_frame().expect("PUBACK");
-        if let Ok(Packet::Ack(a)) = Packet::decode(&frame, Version::V5) {
-            assert_eq!(a.packet_id, id);
-            return a.reason;
-        }
-    }
+    c.publish_ack(topic, id, b"hello-workers")
 }
 
 /// A CONNECT signed by a fresh key with a stale timestamp: refused with 0x86 and recorded on

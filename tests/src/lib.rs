@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use flytrap_engine::{AllowAll, Authorizer, Engine, EngineConfig, Stopper, TlsFiles};
-use flytrap_proto::{Framer, Packet, Version};
+use flytrap_proto::{Framer, Packet, Properties, Publish, QoS, ReasonCode, Version};
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
@@ -352,6 +352,32 @@ impl RawClient {
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
                 Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Sends a QoS 1 PUBLISH (5.0) and returns the reason code of its PUBACK, skipping any
+    /// other packet that arrives first.
+    pub fn publish_ack(&mut self, topic: &str, id: u16, payload: &[u8]) -> ReasonCode {
+        let mut out = Vec::new();
+        Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic,
+            packet_id: Some(id),
+            topic_alias: None,
+            properties: Properties::EMPTY,
+            payload,
+            payload_offset: 0,
+        }
+        .encode(Version::V5, &mut out);
+        self.send(&out);
+        loop {
+            let frame = self.recv_frame().expect("PUBACK");
+            if let Ok(Packet::Ack(a)) = Packet::decode(&frame, Version::V5) {
+                assert_eq!(a.packet_id, id);
+                return a.reason;
             }
         }
     }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use flytrap_chain::{Action, TopicSpec};
 use flytrap_proto::{
-    Packet, Properties, Property, PropertyContext, Publish, QoS, ReasonCode, Version,
-    encode_properties,
+    Properties, Property, PropertyContext, ReasonCode, Version, encode_properties,
 };
 use flytrap_tests::RawClient;
 use flytrap_tests::stack::{
@@ -18,27 +17,7 @@ use flytrap_tests::stack::{
 
 /// PUBLISH QoS 1 and return the PUBACK's reason.
 fn publish_ack(c: &mut RawClient, topic: &str, id: u16) -> ReasonCode {
-    let mut out = Vec::new();
-    Publish {
-        dup: false,
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        topic,
-        packet_id: Some(id),
-        topic_alias: None,
-        properties: Properties::EMPTY,
-        payload: b"m",
-        payload_offset: 0,
-    }
-    .encode(Version::V5, &mut out);
-    c.send(&out);
-    loop {
-        let frame = c.recv_frame().expect("PUBACK");
-        if let Ok(Packet::Ack(a)) = Packet::decode(&frame, Version::V5) {
-            assert_eq!(a.packet_id, id);
-            return a.reason;
-        }
-    }
+    c.publish_ack(topic, id, b"m")
 }
 
 fn sign_hex(key: &flytrap_chain::PrivateKeySigner, message: &str) -> String {
