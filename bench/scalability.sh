@@ -8,8 +8,12 @@
 # One process may hold 20,000 descriptors here and a proxied client costs the proxy two, so
 # N above ~9,900 needs FlyTrap worker processes (engine.processes), several Mosquitto
 # instances behind it (≤ 19,000 clients each; FlyTrap places clients by client id) and
-# loadgen workers; above ~28,000 clients loadgen needs more source addresses towards the
-# proxy's single port (--source 127.0.0.2-…), each giving another ~28,000 ephemeral ports.
+# loadgen workers. Each (source address, destination) pair is kept under 12,000 connections,
+# well under half of its ~28,000 ephemeral ports: past half, every connect(2) scans the
+# ports the kernel tries first (one parity) before it finds a free one, milliseconds of
+# system time per connect (tuning/README.md). So loadgen gets a source address per 12,000
+# clients (--source 127.0.0.2-…) and FlyTrap a broker source address per 12,000
+# connections to one broker (broker.source_addresses = 127.0.1.1-…).
 #
 #   bench/scalability.sh                      N = 10 100 1000 10000
 #   bench/scalability.sh 50000 100000         the large runs
@@ -63,7 +67,8 @@ for n in "${counts[@]}"; do
   brokers=$(ceil "$n" 19000)
   procs=$(ceil $((2 * n + 200)) 19000)
   lg_workers=$(ceil "$n" 19000)
-  sources=$(ceil "$n" 25000)
+  sources=$(ceil "$n" 12000)
+  proxy_sources=$(ceil "$(ceil "$n" "$brokers")" 12000)
   broker_list=()
   for b in $(seq "$brokers"); do
     p=$(free_port); t=$(free_port)
@@ -71,11 +76,13 @@ for n in "${counts[@]}"; do
     broker_list+=("\"127.0.0.1:$p\""); broker_pids+=("${pids[-1]}")
     [ "$b" = 1 ] && { first_broker=$p; first_broker_tls=$t; first_broker_pid=${pids[-1]}; }
   done
-  tcp=$(free_port); tls=$(free_port)
+  tcp=$(free_port); tls=$(free_port); metrics=$(free_port)
   {
     printf '[engine]\nprocesses = %s\n' "$procs"
     printf '[listen]\ntcp = "127.0.0.1:%s"\ntls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"\n' "$tcp" "$tls" "$work/cert.pem" "$work/key.pem"
+    printf '[metrics]\nlisten = "127.0.0.1:%s"\n' "$metrics"
     printf '[broker]\naddress = [%s]\n' "$(IFS=,; echo "${broker_list[*]}")"
+    [ "$proxy_sources" -gt 1 ] && printf 'source_addresses = ["127.0.1.1-127.0.1.%s"]\n' "$proxy_sources"
     if [ "$authz" = chain ]; then
       printf '[chain]\nrpc = "%s"\ncontract = "%s"\nkey = "%s"\n' "$rpc" "$contract" "$work/operator.key"
       printf '[cache]\nmax_entries = 200000\n[spool]\ndir = "%s"\n' "$work/spool-$n"
@@ -100,8 +107,15 @@ for n in "${counts[@]}"; do
   ( peak=0; while kill -0 "$flytrap_pid" 2>/dev/null; do r=$(rss_kb $(family "$flytrap_pid")); [ "$r" -gt "$peak" ] && echo "$r" >"$work/peak-$n" && peak=$r; sleep 0.5; done ) &
   sampler=$!
   front=$tls; [ "$transport" = tcp ] && front=$tcp
+  nstat -az >"$work/nstat-before" 2>/dev/null || true
   run "flytrap-$n" "$front" "${signing[@]}" "${src[@]}"
+  # What the kernel counted during the run (listen-queue overflows, resets, SYN cookies...)
+  # and the proxy's own counters (why sessions ended, accept errors, refusals).
+  nstat -az 2>/dev/null | awk 'NR==FNR { if ($1 !~ /^#/) b[$1] = $2; next }
+    $1 !~ /^#/ && $2 - b[$1] != 0 { print $1, $2 - b[$1] }' "$work/nstat-before" - >"$out/flytrap-$n.nstat" || true
+  curl -s "http://127.0.0.1:$metrics/metrics" | grep -v '^#' >"$out/flytrap-$n.metrics" || true
   kill "$sampler" 2>/dev/null || true
+  cp "$work/flytrap-$n.log" "$out/flytrap-$n.proxy.log" 2>/dev/null || true
   peak=$(cat "$work/peak-$n" 2>/dev/null || echo "$base_rss")
   cpu=$(( $(cpu_ticks $(family "$flytrap_pid")) - base_cpu ))
   if [ "${WARM:-0}" = 1 ]; then

@@ -21,7 +21,8 @@ declare -A wanted=(
   [npm]=npm
   [cc]=gcc                        # crates that build C (libsecp256k1)
   [openssl]=openssl               # self-signed dev and test certificates
-  [ip]=iproute2                   # network namespaces in fault tests
+  [ip]=iproute2                   # network namespaces in fault tests; nstat in benchmarks
+  [curl]=curl                     # benchmark scripts scrape the proxy's metrics
   [chromium]=chromium             # the web page's browser test (driven by playwright-core)
 )
 missing=()

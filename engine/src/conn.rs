@@ -1,7 +1,6 @@
 //! One client connection, from its first byte to its close.
 
 use std::cell::RefCell;
-use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,6 @@ use flytrap_proto::{
     Auth, ConnAck, Connect, ConnectRewrite, Framer, Packet, PacketType, Properties, Property,
     PropertyContext, ReasonCode, Version, encode_properties, rewrite_connect,
 };
-use futures_lite::future;
 
 use crate::authz::{Authorizer, ConnectInfo};
 use crate::io::{BrokerStream, ClientStream, Reader, Writer, split};
@@ -408,18 +406,9 @@ async fn relay<A: Authorizer>(shard: &ShardCtx<A>, info: &ConnectInfo, up: Up<A:
         last_client_read: std::cell::Cell::new(Instant::now()),
         deny_disconnect: shard.config.deny_disconnect,
     };
-    let end = future::or(
-        future::or(
-            ctx.client_to_broker(&mut rd, buf),
-            ctx.broker_to_client(&mut brd, broker_buf),
-        ),
-        ctx.keep_alive(),
-    )
-    .await;
+    let end = ctx.relay(&mut rd, buf, &mut brd, broker_buf).await;
     match &end {
-        End::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
-            tracing::debug!(peer = %info.peer, "keep-alive expired");
-        }
+        End::KeepAlive => tracing::debug!(peer = %info.peer, "keep-alive expired"),
         End::Io(e) => tracing::debug!(peer = %info.peer, error = %e, "connection error"),
         End::Violation => tracing::debug!(peer = %info.peer, "protocol violation"),
         End::Closed => {}

@@ -85,10 +85,53 @@ pub struct ShardMetrics {
     pub connect_timeout: AtomicU64,
     /// Accept errors (the shard goes on).
     pub accept_errors: AtomicU64,
+    /// Relayed sessions ended, by cause ([`Ended`]).
+    pub ended: [AtomicU64; Ended::ALL.len()],
     /// Accept to CONNACK sent to the client.
     pub connect_latency: Histogram,
     /// Time spent waiting for a pending authorisation answer.
     pub authz_wait: Histogram,
+}
+
+/// Why a relayed session (after its CONNACK) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed its connection or sent DISCONNECT.
+    ClientClosed,
+    /// The broker closed its connection or sent DISCONNECT.
+    BrokerClosed,
+    /// A read or write on the client's connection failed (reset, timed out).
+    ClientError,
+    /// A read or write on the broker's connection failed.
+    BrokerError,
+    /// A malformed packet or a protocol violation from either side.
+    Violation,
+    /// The client was silent for 1.5 × its keep alive.
+    KeepAlive,
+}
+
+impl Ended {
+    /// Every cause, in the order of [`ShardMetrics::ended`].
+    pub const ALL: [Ended; 6] = [
+        Ended::ClientClosed,
+        Ended::BrokerClosed,
+        Ended::ClientError,
+        Ended::BrokerError,
+        Ended::Violation,
+        Ended::KeepAlive,
+    ];
+
+    /// The `cause` label of `flytrap_sessions_ended_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Ended::ClientClosed => "client_closed",
+            Ended::BrokerClosed => "broker_closed",
+            Ended::ClientError => "client_error",
+            Ended::BrokerError => "broker_error",
+            Ended::Violation => "violation",
+            Ended::KeepAlive => "keep_alive",
+        }
+    }
 }
 
 fn inc(c: &AtomicU64) {
@@ -109,6 +152,11 @@ impl ShardMetrics {
     /// Counts a packet to a client.
     pub fn packet_out(&self, t: PacketType) {
         inc(&self.packets_out[usize::from(t.as_u8())]);
+    }
+
+    /// Counts a relayed session's end.
+    pub fn ended(&self, cause: Ended) {
+        inc(&self.ended[cause as usize]);
     }
 }
 
@@ -317,6 +365,15 @@ impl Metrics {
                     .sum();
                 let _ = writeln!(out, "{name}{{type=\"{}\"}} {v}", t.name());
             }
+        }
+        let name = "flytrap_sessions_ended_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Relayed sessions ended, by cause.\n# TYPE {name} counter"
+        );
+        for cause in Ended::ALL {
+            let v: u64 = self.sum(|s| &s.ended[cause as usize]);
+            let _ = writeln!(out, "{name}{{cause=\"{}\"}} {v}", cause.label());
         }
         let histograms: [HistogramRow; 2] = [
             ("flytrap_connect_seconds", "Accept to CONNACK.", |s| {

@@ -20,7 +20,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use crate::authz::{Authorizer, Check, Verdict};
 use crate::io::{Reader, Writer};
-use crate::metrics::ShardMetrics;
+use crate::metrics::{Ended, ShardMetrics};
 
 /// Why a pump stopped.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub(crate) enum End {
     Violation,
     /// An I/O error.
     Io(io::Error),
+    /// The client was silent for 1.5 × its keep alive.
+    KeepAlive,
 }
 
 impl From<io::Error> for End {
@@ -396,9 +398,44 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
         End::Violation
     }
 
+    /// Both directions and the keep-alive, until one of them ends the session: why it ended
+    /// (counted in the shard's metrics) and the pump's own account of it.
+    pub(crate) async fn relay(
+        &self,
+        rd: &mut Reader<C>,
+        buf: BytesMut,
+        brd: &mut Reader<B>,
+        broker_buf: BytesMut,
+    ) -> End {
+        let (side, end) = futures_lite::future::or(
+            futures_lite::future::or(
+                async { (Side::Client, self.client_to_broker(rd, buf).await) },
+                async { (Side::Broker, self.broker_to_client(brd, broker_buf).await) },
+            ),
+            async { (Side::Client, self.keep_alive().await) },
+        )
+        .await;
+        let cause = match (&end, side) {
+            (End::KeepAlive, _) => Ended::KeepAlive,
+            (End::Violation, _) => Ended::Violation,
+            (End::Closed, Side::Client) => Ended::ClientClosed,
+            (End::Closed, Side::Broker) => Ended::BrokerClosed,
+            (End::Io(_), Side::Client) => Ended::ClientError,
+            (End::Io(_), Side::Broker) => Ended::BrokerError,
+        };
+        self.metrics.ended(cause);
+        if cause == Ended::KeepAlive
+            && let Some(bytes) = disconnect(self.version, ReasonCode::KEEP_ALIVE_TIMEOUT)
+        {
+            // MQTT 5 §4.13: the server may say why before it closes.
+            let _ = self.client.send(&bytes).await;
+        }
+        end
+    }
+
     /// Ends the connection when the client has been silent for 1.5 × its keep alive. One timer
     /// per keep-alive period, not one per read.
-    pub(crate) async fn keep_alive(&self) -> End {
+    async fn keep_alive(&self) -> End {
         let Some(idle) = self.client_idle else {
             return futures_lite::future::pending().await;
         };
@@ -406,7 +443,7 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
             let deadline = self.last_client_read.get() + idle;
             let now = Instant::now();
             if now >= deadline {
-                return End::Io(io::ErrorKind::TimedOut.into());
+                return End::KeepAlive;
             }
             glommio::timer::sleep(deadline - now).await;
         }
