@@ -136,17 +136,26 @@ pub async fn connect(
     pool: &SourcePool,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
+    Ok(open(addr, pool, timeout).await?.0)
+}
+
+/// [`connect`], and whether the connect is still in progress (from a source address).
+async fn open(
+    addr: SocketAddr,
+    pool: &SourcePool,
+    timeout: Duration,
+) -> io::Result<(TcpStream, bool)> {
     if let Some(source) = pool.take(addr) {
         let fd = std::os::fd::IntoRawFd::into_raw_fd(bound_socket(source, addr)?);
         // SAFETY: `fd` was just released by `into_raw_fd` from a TCP socket we created; the
         // glommio stream takes sole ownership and closes it.
-        return Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+        return Ok((unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }, true));
     }
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(io::Error::from)?;
     stream.set_nodelay(true).map_err(io::Error::from)?;
-    Ok(stream)
+    Ok((stream, false))
 }
 
 /// How a shard opens broker connections: from its source addresses, with TLS when the
@@ -175,14 +184,16 @@ impl Dialer {
     /// MQTT byte sent.
     pub async fn dial(&self, addr: SocketAddr) -> io::Result<BrokerStream> {
         let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
-        let mut tcp = connect(addr, &self.sources, self.timeout).await?;
+        let (mut tcp, in_progress) = open(addr, &self.sources, self.timeout).await?;
         // From a source address the connect is still in progress: an empty write waits for
         // it (writable once established) and reports a refusal, without sending anything.
-        glommio::timer::timeout(self.timeout, async {
-            Ok(poll_fn(|cx| std::pin::Pin::new(&mut tcp).poll_write(cx, &[])).await)
-        })
-        .await
-        .map_err(|_| timed_out())??;
+        if in_progress {
+            glommio::timer::timeout(self.timeout, async {
+                Ok(poll_fn(|cx| std::pin::Pin::new(&mut tcp).poll_write(cx, &[])).await)
+            })
+            .await
+            .map_err(|_| timed_out())??;
+        }
         let Some(connector) = &self.tls else {
             return Ok(Stream::Tcp(tcp));
         };
