@@ -75,6 +75,11 @@ pub struct EngineConfig {
     pub broker_connect_timeout: Duration,
     /// Pre-dialled broker connections (see [`crate::upstream::pool`]).
     pub broker_pool: BrokerPoolConfig,
+    /// CONNECTs a shard has in flight to one broker at once, from the dial (or the pooled
+    /// connection) to the broker's CONNACK (0 = unbounded). Further verified CONNECTs wait in
+    /// the proxy: a burst of dials would overflow the broker's listen backlog (Mosquitto's is
+    /// 100) and each dropped SYN costs its client a one-second retransmission.
+    pub broker_max_pending: usize,
     /// Largest packet accepted from either side, fixed header included.
     pub max_packet_size: usize,
     /// Connections held at once by this process (0 = unlimited).
@@ -109,6 +114,7 @@ impl Default for EngineConfig {
             listen_backlog: 4096,
             broker_connect_timeout: Duration::from_secs(5),
             broker_pool: BrokerPoolConfig::default(),
+            broker_max_pending: 64,
             max_packet_size: 1 << 20,
             max_connections: 0,
             max_connections_per_ip: 0,

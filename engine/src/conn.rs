@@ -181,7 +181,7 @@ async fn establish<A: Authorizer>(
         refuse(&client, version, ReasonCode::SERVER_UNAVAILABLE).await;
         return None;
     };
-    let broker = match shard.brokers.get(index).await {
+    let (broker, pending) = match shard.brokers.get(index).await {
         Ok(b) => b,
         Err(e) => {
             tracing::debug!(addr = %shard.brokers.addr(index), error = %e, "broker unreachable");
@@ -216,6 +216,7 @@ async fn establish<A: Authorizer>(
         Ok(answer.await)
     })
     .await;
+    drop(pending);
     let broker_buf = match answer {
         Ok(Ok(first)) => {
             // Handed to the relay as it came, so the pump sees the CONNACK (alias maximum);

@@ -239,6 +239,7 @@ impl Engine {
                             &config.brokers,
                             dialer,
                             config.broker_pool,
+                            config.broker_max_pending,
                             shard_metrics.clone(),
                         ),
                         config,

@@ -97,6 +97,9 @@ pub struct Broker {
     pub pool_max: usize,
     pub pool_horizon_ms: u64,
     pub pool_max_idle_s: u64,
+    /// CONNECTs in flight to one broker per shard, dial to CONNACK (an addition; 0 = no
+    /// bound): the rest wait in the proxy instead of overflowing the broker's listen backlog.
+    pub max_pending: usize,
 }
 
 impl Default for Broker {
@@ -111,6 +114,7 @@ impl Default for Broker {
             pool_max: pool.max,
             pool_horizon_ms: pool.horizon.as_millis() as u64,
             pool_max_idle_s: pool.max_idle.as_secs(),
+            max_pending: flytrap_engine::EngineConfig::default().broker_max_pending,
         }
     }
 }

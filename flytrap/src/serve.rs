@@ -155,6 +155,7 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
         connect_timeout: Duration::from_secs(c.limits.connect_timeout_s.max(1)),
         broker_connect_timeout: Duration::from_secs(5),
         broker_pool: c.broker.pool()?,
+        broker_max_pending: c.broker.max_pending,
         max_packet_size: c.limits.max_packet_size,
         max_connections: c.limits.max_connections,
         max_connections_per_ip: c.limits.max_connections_per_ip,

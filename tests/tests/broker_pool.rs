@@ -245,3 +245,59 @@ fn the_pool_off_dials_per_connect() {
     assert_eq!(metric(engine, "flytrap_broker_pool_hits_total"), 0);
     assert_eq!(relay.counts().connections.load(Relaxed), 3);
 }
+
+/// A storm's CONNECTs to one broker are bounded per shard (`broker_max_pending`): with a bound
+/// of 1 and a broker that has not yet answered the first CONNECT, a second verified CONNECT
+/// waits in the proxy, and its broker connection is dialled only after the first CONNACK.
+#[test]
+fn connects_in_flight_to_a_broker_are_bounded() {
+    use std::io::{ErrorKind, Write};
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = Proxy::start_with(
+        &[broker.local_addr().unwrap()],
+        |c| {
+            c.shards = 1; // the bound is per shard
+            c.broker_pool = BrokerPoolConfig::OFF;
+            c.broker_max_pending = 1;
+        },
+        |_| AllowAll,
+    );
+    let connect = |id: &str| {
+        let mut out = Vec::new();
+        Connect {
+            version: Version::V5,
+            clean_start: true,
+            keep_alive: 30,
+            properties: Properties::EMPTY,
+            client_id: id,
+            will: None,
+            username: None,
+            password: None,
+        }
+        .encode(&mut out);
+        out
+    };
+    let mut a = RawClient::connect(proxy.tcp);
+    a.send(&connect("pending-a"));
+    let (mut first, _) = broker.accept().unwrap();
+    let mut b = RawClient::connect(proxy.tcp);
+    b.send(&connect("pending-b"));
+    // b's CONNECT is read and verified, then waits for a's CONNACK: no second connection.
+    broker.set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(matches!(broker.accept(), Err(e) if e.kind() == ErrorKind::WouldBlock));
+    // The broker answers a (CONNACK 5.0: success, no properties); then b's dial goes out.
+    first.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).unwrap();
+    a.recv(|p| assert!(matches!(p, Packet::ConnAck(c) if c.reason == ReasonCode::SUCCESS)))
+        .unwrap();
+    let mut second = None;
+    wait_for("b's broker connection", || {
+        second = broker.accept().ok();
+        second.is_some()
+    });
+    let (mut second, _) = second.unwrap();
+    second.set_nonblocking(false).unwrap();
+    second.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).unwrap();
+    b.recv(|p| assert!(matches!(p, Packet::ConnAck(c) if c.reason == ReasonCode::SUCCESS)))
+        .unwrap();
+}

@@ -22,6 +22,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use glommio::sync::{Semaphore, StaticPermit};
+
 use crate::config::BrokerPoolConfig;
 use crate::io::{BrokerStream, Stream};
 use crate::metrics::ShardMetrics;
@@ -101,6 +103,12 @@ struct Idle {
     since: Instant,
 }
 
+/// One CONNECT in flight to a broker (see [`BrokerPool::get`]); dropped at its CONNACK.
+#[derive(Debug)]
+pub struct Pending {
+    _permit: Option<StaticPermit>,
+}
+
 /// One broker address's share of the pool.
 #[derive(Debug)]
 struct Slot {
@@ -109,6 +117,8 @@ struct Slot {
     idle: RefCell<VecDeque<Idle>>,
     dialing: Cell<usize>,
     rate: Cell<RateEstimate>,
+    /// CONNECTs in flight to this broker (`broker_max_pending`), `None` when unbounded.
+    pending: Option<Rc<Semaphore>>,
     failures: Cell<u32>,
     retry_at: Cell<Option<Instant>>,
 }
@@ -130,6 +140,7 @@ impl BrokerPool {
         brokers: &[SocketAddr],
         dialer: Dialer,
         config: BrokerPoolConfig,
+        max_pending: usize,
         metrics: Arc<ShardMetrics>,
     ) -> Rc<BrokerPool> {
         Rc::new(BrokerPool {
@@ -142,6 +153,7 @@ impl BrokerPool {
                     idle: RefCell::new(VecDeque::new()),
                     dialing: Cell::new(0),
                     rate: Cell::new(RateEstimate::default()),
+                    pending: (max_pending > 0).then(|| Rc::new(Semaphore::new(max_pending as u64))),
                     failures: Cell::new(0),
                     retry_at: Cell::new(None),
                 })
@@ -161,14 +173,22 @@ impl BrokerPool {
         self.slots[i].addr
     }
 
-    /// A connection to broker `i` for a verified CONNECT: a live pooled one, or a new one.
-    pub async fn get(self: &Rc<Self>, i: usize) -> io::Result<BrokerStream> {
+    /// A connection to broker `i` for a verified CONNECT: a live pooled one, or a new one;
+    /// with the permit that counts it as pending until the caller has the broker's CONNACK
+    /// (it waits here while `broker_max_pending` CONNECTs are in flight to that broker).
+    pub async fn get(self: &Rc<Self>, i: usize) -> io::Result<(BrokerStream, Pending)> {
+        let pending = match &self.slots[i].pending {
+            Some(s) => Pending {
+                _permit: s.acquire_static_permit(1).await.ok(),
+            },
+            None => Pending { _permit: None },
+        };
         if let Some(stream) = self.take(i) {
             self.metrics.inc(|m| &m.broker_pool_hits);
-            return Ok(stream);
+            return Ok((stream, pending));
         }
         self.metrics.inc(|m| &m.broker_pool_misses);
-        self.dialer.dial(self.slots[i].addr).await
+        Ok((self.dialer.dial(self.slots[i].addr).await?, pending))
     }
 
     /// A live pooled connection to broker `i`, if there is one; counts the CONNECT for the
