@@ -407,7 +407,14 @@ async fn relay<A: Authorizer>(shard: &ShardCtx<A>, info: &ConnectInfo, up: Up<A:
         last_client_read: std::cell::Cell::new(Instant::now()),
         deny_disconnect: shard.config.deny_disconnect,
     };
-    let end = ctx.relay(&mut rd, buf, &mut brd, broker_buf).await;
+    let end = futures_lite::future::or(
+        futures_lite::future::or(
+            ctx.client_to_broker(&mut rd, buf),
+            ctx.broker_to_client(&mut brd, broker_buf),
+        ),
+        ctx.keep_alive(),
+    )
+    .await;
     match &end {
         End::KeepAlive => tracing::debug!(peer = %info.peer, "keep-alive expired"),
         End::Io(e) => tracing::debug!(peer = %info.peer, error = %e, "connection error"),

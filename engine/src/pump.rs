@@ -327,12 +327,16 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
             run: 0,
             read_size: READ_MIN,
         };
-        loop {
+        // Every way out breaks 'run, so that the end is counted in one place (a wrapping
+        // future would add to the connection's resident state).
+        let end = 'run: loop {
             loop {
                 let header = match pump.next_frame(self.framer) {
                     Ok(Some(h)) => h,
                     Ok(None) => break,
-                    Err(e) => return Box::pin(self.violation(side, &mut pump, to, back, e)).await,
+                    Err(e) => {
+                        break 'run Box::pin(self.violation(side, &mut pump, to, back, e)).await;
+                    }
                 };
                 let len = header.packet_len();
                 let frame = &pump.buf[pump.run..pump.run + len];
@@ -343,7 +347,7 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
                 let step = match step {
                     Step::Wait(wait) => {
                         if let Err(e) = pump.flush(to).await {
-                            return e.into();
+                            break 'run e.into();
                         }
                         Box::pin(self.finish_wait(wait, &pump.buf[..len])).await
                     }
@@ -355,16 +359,16 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
                     Step::Forward => pump.run += len,
                     step => {
                         if let Err(end) = Box::pin(pump.apply(step, len, to, back)).await {
-                            return end;
+                            break 'run end;
                         }
                     }
                 }
             }
             if let Err(e) = pump.flush(to).await {
-                return e.into();
+                break 'run e.into();
             }
             match fill(rd, &mut pump.buf, &mut pump.read_size).await {
-                Ok(0) => return End::Closed,
+                Ok(0) => break 'run End::Closed,
                 Ok(n) => match side {
                     Side::Client => {
                         self.last_client_read.set(Instant::now());
@@ -374,9 +378,18 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
                         self.metrics.bytes_out.fetch_add(n as u64, Relaxed);
                     }
                 },
-                Err(e) => return End::Io(e),
+                Err(e) => break 'run End::Io(e),
             }
-        }
+        };
+        self.metrics.ended(match (&end, side) {
+            (End::KeepAlive, _) => Ended::KeepAlive,
+            (End::Violation, _) => Ended::Violation,
+            (End::Closed, Side::Client) => Ended::ClientClosed,
+            (End::Closed, Side::Broker) => Ended::BrokerClosed,
+            (End::Io(_), Side::Client) => Ended::ClientError,
+            (End::Io(_), Side::Broker) => Ended::BrokerError,
+        });
+        end
     }
 
     /// A frame that does not parse: nothing of it is forwarded; a client is told why (5.0).
@@ -398,44 +411,9 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
         End::Violation
     }
 
-    /// Both directions and the keep-alive, until one of them ends the session: why it ended
-    /// (counted in the shard's metrics) and the pump's own account of it.
-    pub(crate) async fn relay(
-        &self,
-        rd: &mut Reader<C>,
-        buf: BytesMut,
-        brd: &mut Reader<B>,
-        broker_buf: BytesMut,
-    ) -> End {
-        let (side, end) = futures_lite::future::or(
-            futures_lite::future::or(
-                async { (Side::Client, self.client_to_broker(rd, buf).await) },
-                async { (Side::Broker, self.broker_to_client(brd, broker_buf).await) },
-            ),
-            async { (Side::Client, self.keep_alive().await) },
-        )
-        .await;
-        let cause = match (&end, side) {
-            (End::KeepAlive, _) => Ended::KeepAlive,
-            (End::Violation, _) => Ended::Violation,
-            (End::Closed, Side::Client) => Ended::ClientClosed,
-            (End::Closed, Side::Broker) => Ended::BrokerClosed,
-            (End::Io(_), Side::Client) => Ended::ClientError,
-            (End::Io(_), Side::Broker) => Ended::BrokerError,
-        };
-        self.metrics.ended(cause);
-        if cause == Ended::KeepAlive
-            && let Some(bytes) = disconnect(self.version, ReasonCode::KEEP_ALIVE_TIMEOUT)
-        {
-            // MQTT 5 §4.13: the server may say why before it closes.
-            let _ = self.client.send(&bytes).await;
-        }
-        end
-    }
-
     /// Ends the connection when the client has been silent for 1.5 × its keep alive. One timer
     /// per keep-alive period, not one per read.
-    async fn keep_alive(&self) -> End {
+    pub(crate) async fn keep_alive(&self) -> End {
         let Some(idle) = self.client_idle else {
             return futures_lite::future::pending().await;
         };
@@ -443,10 +421,17 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
             let deadline = self.last_client_read.get() + idle;
             let now = Instant::now();
             if now >= deadline {
-                return End::KeepAlive;
+                break;
             }
             glommio::timer::sleep(deadline - now).await;
         }
+        self.metrics.ended(Ended::KeepAlive);
+        // MQTT 5 §4.13: the server may say why before it closes (boxed: this future lives as
+        // long as the connection).
+        if let Some(bytes) = disconnect(self.version, ReasonCode::KEEP_ALIVE_TIMEOUT) {
+            let _ = Box::pin(self.client.send(&bytes)).await;
+        }
+        End::KeepAlive
     }
 
     /// Decides what to do with a frame from the client without waiting, when it can.
