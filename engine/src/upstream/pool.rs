@@ -175,11 +175,18 @@ impl BrokerPool {
 
     /// A connection to broker `i` for a verified CONNECT: a live pooled one, or a new one;
     /// with the permit that counts it as pending until the caller has the broker's CONNACK
-    /// (it waits here while `broker_max_pending` CONNECTs are in flight to that broker).
+    /// (it waits here while `broker_max_pending` CONNECTs are in flight to that broker, at
+    /// most the dial timeout: then `TimedOut`, which the client sees as CONNACK 0x88).
     pub async fn get(self: &Rc<Self>, i: usize) -> io::Result<(BrokerStream, Pending)> {
+        // The wait is bounded like the dial itself: a broker that stops answering frees each
+        // slot within the timeout, but a queue behind it could otherwise wait for minutes.
         let pending = match &self.slots[i].pending {
             Some(s) => Pending {
-                _permit: s.acquire_static_permit(1).await.ok(),
+                _permit: glommio::timer::timeout(self.dialer.timeout, async {
+                    Ok(s.acquire_static_permit(1).await.ok())
+                })
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?,
             },
             None => Pending { _permit: None },
         };
