@@ -100,9 +100,10 @@ pub enum Ended {
     ClientClosed,
     /// The broker closed its connection or sent DISCONNECT.
     BrokerClosed,
-    /// A read or write on the client's connection failed (reset, timed out).
+    /// An I/O error in the client→broker direction: reading the client (reset, timed out),
+    /// or writing what it sent on to the broker.
     ClientError,
-    /// A read or write on the broker's connection failed.
+    /// An I/O error in the broker→client direction.
     BrokerError,
     /// A malformed packet or a protocol violation from either side.
     Violation,
