@@ -9,6 +9,7 @@ use flytrap_proto::{
     Auth, ConnAck, Connect, ConnectRewrite, Framer, Packet, PacketType, Properties, Property,
     PropertyContext, ReasonCode, Version, encode_properties, rewrite_connect,
 };
+use futures_lite::future;
 
 use crate::authz::{Authorizer, ConnectInfo};
 use crate::io::{BrokerStream, ClientStream, Reader, Writer, split};
@@ -407,8 +408,8 @@ async fn relay<A: Authorizer>(shard: &ShardCtx<A>, info: &ConnectInfo, up: Up<A:
         last_client_read: std::cell::Cell::new(Instant::now()),
         deny_disconnect: shard.config.deny_disconnect,
     };
-    let end = futures_lite::future::or(
-        futures_lite::future::or(
+    let end = future::or(
+        future::or(
             ctx.client_to_broker(&mut rd, buf),
             ctx.broker_to_client(&mut brd, broker_buf),
         ),

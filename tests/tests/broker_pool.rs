@@ -262,26 +262,11 @@ fn connects_in_flight_to_a_broker_are_bounded() {
         },
         |_| AllowAll,
     );
-    let connect = |id: &str| {
-        let mut out = Vec::new();
-        Connect {
-            version: Version::V5,
-            clean_start: true,
-            keep_alive: 30,
-            properties: Properties::EMPTY,
-            client_id: id,
-            will: None,
-            username: None,
-            password: None,
-        }
-        .encode(&mut out);
-        out
-    };
     let mut a = RawClient::connect(proxy.tcp);
-    a.send(&connect("pending-a"));
+    a.send(&plain_connect("pending-a"));
     let (mut first, _) = broker.accept().unwrap();
     let mut b = RawClient::connect(proxy.tcp);
-    b.send(&connect("pending-b"));
+    b.send(&plain_connect("pending-b"));
     // b's CONNECT is read and verified, then waits for a's CONNACK: no second connection.
     broker.set_nonblocking(true).unwrap();
     std::thread::sleep(Duration::from_millis(300));
