@@ -97,65 +97,70 @@ impl SourcePool {
 /// `IP_BIND_ADDRESS_NO_PORT` from linux/in.h: defer the local port choice to connect().
 const IP_BIND_ADDRESS_NO_PORT: libc::c_int = 24;
 
-fn bound_socket(source: IpAddr, to: SocketAddr) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
-    let one: libc::c_int = 1;
-    // SAFETY: `socket` is an open socket we own; the option value is a live c_int whose size
-    // is passed alongside, as setsockopt(2) requires.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            IP_BIND_ADDRESS_NO_PORT,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+/// A non-blocking TCP socket with `TCP_NODELAY` whose connect to `to` has been started by a
+/// plain connect(2), from `source` when given; and whether that connect is still in progress.
+///
+/// Not io_uring's connect: on loopback and fast links the handshake is usually done when
+/// connect(2) returns, and a ring connect would still cost a submission, its internal poll
+/// and a turn of the shard's loop before the CONNECT could be written.
+fn start_connect(source: Option<IpAddr>, to: SocketAddr) -> io::Result<(TcpStream, bool)> {
+    let socket = Socket::new(
+        Domain::for_address(to),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    if let Some(source) = source {
+        let one: libc::c_int = 1;
+        // SAFETY: `socket` is an open socket we own; the option value is a live c_int whose
+        // size is passed alongside, as setsockopt(2) requires.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                IP_BIND_ADDRESS_NO_PORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        socket.bind(&SocketAddr::new(source, 0).into())?;
     }
-    socket.bind(&SocketAddr::new(source, 0).into())?;
-    socket.set_nonblocking(true)?;
     socket.set_nodelay(true)?;
-    match socket.connect(&SockAddr::from(to)) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+    let in_progress = match socket.connect(&SockAddr::from(to)) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,
         Err(e) => return Err(e),
-    }
-    Ok(socket)
+    };
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(socket);
+    // SAFETY: `fd` was just released by `into_raw_fd` from a TCP socket we created; the
+    // glommio stream takes sole ownership and closes it.
+    Ok((
+        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) },
+        in_progress,
+    ))
 }
 
-/// Opens a broker connection with `TCP_NODELAY` (MQTT packets are small and latency-bound),
-/// from the next source address of `pool` when it has one.
+/// Opens a TCP connection with `TCP_NODELAY` (MQTT packets are small and latency-bound),
+/// from the next source address of `pool` when it has one (for clients such as `loadgen`).
 ///
-/// With a source address the connect completes in the background: the first write (the
-/// CONNECT) waits for it, and a refused connection shows up as that write's error. The caller
-/// bounds that write with the same timeout.
+/// With a source address the connect completes in the background: the first write waits for
+/// it, and a refused connection shows up as that write's error. The caller bounds that write
+/// with the same timeout.
 pub async fn connect(
     addr: SocketAddr,
     pool: &SourcePool,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
-    Ok(open(addr, pool, timeout).await?.0)
-}
-
-/// [`connect`], and whether the connect is still in progress (from a source address).
-async fn open(
-    addr: SocketAddr,
-    pool: &SourcePool,
-    timeout: Duration,
-) -> io::Result<(TcpStream, bool)> {
     if let Some(source) = pool.take(addr) {
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(bound_socket(source, addr)?);
-        // SAFETY: `fd` was just released by `into_raw_fd` from a TCP socket we created; the
-        // glommio stream takes sole ownership and closes it.
-        return Ok((unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }, true));
+        return Ok(start_connect(Some(source), addr)?.0);
     }
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(io::Error::from)?;
     stream.set_nodelay(true).map_err(io::Error::from)?;
-    Ok((stream, false))
+    Ok(stream)
 }
 
 /// How a shard opens broker connections: from its source addresses, with TLS when the
@@ -184,9 +189,9 @@ impl Dialer {
     /// MQTT byte sent.
     pub async fn dial(&self, addr: SocketAddr) -> io::Result<BrokerStream> {
         let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
-        let (mut tcp, in_progress) = open(addr, &self.sources, self.timeout).await?;
-        // From a source address the connect is still in progress: an empty write waits for
-        // it (writable once established) and reports a refusal, without sending anything.
+        let (mut tcp, in_progress) = start_connect(self.sources.take(addr), addr)?;
+        // A connect still in progress: an empty write waits for it (writable once
+        // established) and reports a refusal, without sending anything.
         if in_progress {
             glommio::timer::timeout(self.timeout, async {
                 Ok(poll_fn(|cx| std::pin::Pin::new(&mut tcp).poll_write(cx, &[])).await)

@@ -35,17 +35,23 @@ pub(crate) enum SourceType {
     PollAdd,
     SockSend(DmaBuffer),
     SockRecv(Option<DmaBuffer>),
+    // FlyTrap: the message, socket-address and buffer variants are boxed so that every
+    // source (most are polls) is not as large as the largest of them (FLYTRAP-PATCH.md 7).
     SockRecvMsg(
-        Option<DmaBuffer>,
-        libc::iovec,
-        libc::msghdr,
-        MaybeUninit<nix::sys::socket::sockaddr_storage>,
+        Box<(
+            Option<DmaBuffer>,
+            libc::iovec,
+            libc::msghdr,
+            MaybeUninit<nix::sys::socket::sockaddr_storage>,
+        )>,
     ),
     SockSendMsg(
-        DmaBuffer,
-        libc::iovec,
-        libc::msghdr,
-        nix::sys::socket::SockaddrStorage,
+        Box<(
+            DmaBuffer,
+            libc::iovec,
+            libc::msghdr,
+            nix::sys::socket::SockaddrStorage,
+        )>,
     ),
     Open(CString),
     FdataSync,
@@ -56,8 +62,8 @@ pub(crate) enum SourceType {
     ForeignNotifier(u64, bool),
     Statx(CString, Box<RefCell<Statx>>),
     Timeout(TimeSpec64, u32),
-    Connect(nix::sys::socket::SockaddrStorage),
-    Accept(SockAddrStorage),
+    Connect(Box<nix::sys::socket::SockaddrStorage>),
+    Accept(Box<SockAddrStorage>),
     Rename(PathBuf, PathBuf),
     CreateDir(PathBuf),
     Remove(PathBuf),
@@ -344,3 +350,7 @@ impl Drop for Source {
         }
     }
 }
+
+// FlyTrap (FLYTRAP-PATCH.md 7): every pending I/O holds one source; keep the per-operation
+// state small (it was 256 bytes before the large variants were boxed).
+const _: () = assert!(std::mem::size_of::<SourceType>() <= 64);
