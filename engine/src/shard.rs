@@ -339,8 +339,9 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
             (Some(slots), true) => slots.acquire_static_permit(1).await.ok(),
             _ => None,
         };
-        let stream = match listener.accept().await {
-            Ok(s) => s,
+        // The peer's address comes with the accept (patched glommio): no getpeername.
+        let (stream, tcp_peer) = match listener.accept_with_peer().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 if ctx.stopping.load(Ordering::SeqCst) {
                     return;
@@ -355,9 +356,6 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
         if ctx.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(tcp_peer) = stream.peer_addr() else {
-            continue;
-        };
         let accepted_at = Instant::now();
         ctx.metrics.inc(|m| &m.accepted);
         glommio::spawn_local(serve_accepted(

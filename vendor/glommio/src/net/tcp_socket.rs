@@ -10,6 +10,7 @@ use crate::{
         yolo_accept,
     },
     reactor::Reactor,
+    sys::SourceType,
     GlommioError,
 };
 use futures_lite::{
@@ -179,6 +180,35 @@ impl TcpListener {
         let source = reactor.accept(self.listener.as_raw_fd());
         let fd = source.collect_rw().await?;
         Ok(AcceptedTcpStream { fd: fd as RawFd })
+    }
+
+    /// FlyTrap: [`accept`](TcpListener::accept), and the peer's address from the accept
+    /// itself (the non-blocking `accept` or io_uring's both return it), instead of a
+    /// `getpeername` per connection afterwards.
+    pub async fn accept_with_peer(&self) -> Result<(TcpStream, SocketAddr)> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let raw_fd = self.listener.as_raw_fd();
+        let (stream, peer) = match crate::sys::accept_syscall_with_peer(raw_fd) {
+            Ok((fd, peer)) => (AcceptedTcpStream { fd }.bind_to_executor(), peer),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                let source = reactor.accept(raw_fd);
+                let fd = source.collect_rw().await?;
+                // The stream owns the descriptor from here, so an error below closes it.
+                let stream = AcceptedTcpStream { fd: fd as RawFd }.bind_to_executor();
+                let peer = match source.extract_source_type() {
+                    // SAFETY: the accept completed successfully into this storage.
+                    SourceType::Accept(addr) => unsafe { addr.to_socket_addr() },
+                    _ => None,
+                };
+                (stream, peer)
+            }
+            Err(err) => return Err(GlommioError::IoError(err)),
+        };
+        let peer = match peer {
+            Some(peer) => peer,
+            None => stream.peer_addr()?,
+        };
+        Ok((stream, peer))
     }
 
     /// Accepts a new incoming TCP connection in this executor
