@@ -119,9 +119,10 @@ chain_toml() {
 }
 
 # start_flytrap CPU NAME TCP_PORT: runs `flytrap serve` with $work/NAME.toml (written by the
-# caller) and waits for TCP_PORT. Sets flytrap_pid.
+# caller) and waits for TCP_PORT. Sets flytrap_pid. A non-empty $flytrap_exe runs that build
+# instead of $bin/flytrap (A/B runs).
 start_flytrap() {
-  RUST_LOG=warn on_cpu "$1" $bin/flytrap serve --config "$work/$2.toml" >"$work/$2.log" 2>&1 & pids+=($!)
+  RUST_LOG=warn on_cpu "$1" "${flytrap_exe:-$bin/flytrap}" serve --config "$work/$2.toml" >"$work/$2.log" 2>&1 & pids+=($!)
   flytrap_pid=$!
   wait_port "$3"
 }

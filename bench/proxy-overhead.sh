@@ -15,12 +15,18 @@
 #
 #   bench/proxy-overhead.sh [ROUNDS] [SAMPLES]      (defaults: 5 rounds of 20000 samples)
 #   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default: unset)
+#   BASE_BIN=path/to/flytrap bench/proxy-overhead.sh ...   (A/B: "flytrap-base", that binary
+#                                                    with the default configuration, replaces
+#                                                    "flytrap-sleep")
 #
 # Results: bench/results/proxy-overhead-<UTC time>/ (raw JSON, summary.md, machine.txt).
 source "$(dirname "$0")/lib.sh"
 rounds=${1:-5}
 samples=${2:-20000}
 spin_us=${SPIN_US:-}
+# The second allow-all FlyTrap: sleeping at once, or (BASE_BIN) another build as configured.
+alt=flytrap-sleep; alt_bin=; alt_spin=0
+if [ -n "${BASE_BIN:-}" ]; then alt=flytrap-base; alt_bin=$BASE_BIN; alt_spin=$spin_us; fi
 
 build
 cargo build --locked --release -q -p flytrap-bench
@@ -55,9 +61,10 @@ address = "127.0.0.1:$broker"
 CONF
 }
 flytrap_conf flytrap "$flytrap_port" "$flytrap_tls" "$spin_us"
-flytrap_conf flytrap-sleep "$sleep_port" "$sleep_tls" 0
+flytrap_conf "$alt" "$sleep_port" "$sleep_tls" "$alt_spin"
 start_flytrap 1 flytrap "$flytrap_port"; allow_pid=$flytrap_pid; wait_port "$flytrap_tls"
-start_flytrap 1 flytrap-sleep "$sleep_port"; sleep_pid=$flytrap_pid; wait_port "$sleep_tls"
+flytrap_exe=$alt_bin; start_flytrap 1 "$alt" "$sleep_port"; sleep_pid=$flytrap_pid; flytrap_exe=
+wait_port "$sleep_tls"
 
 # The chain: anvil with the contract, a topic, and the benchmark client granted on it.
 start_chain 0
@@ -74,14 +81,14 @@ for v in warm cold; do
   eval "${v}_pid=$flytrap_pid"
 done
 wait_port "$warm_tls"
-declare -A tls_port=([direct]=$broker_tls [haproxy-pass]=$haproxy_tls [haproxy]=$haproxy_term [flytrap-sleep]=$sleep_tls [flytrap]=$flytrap_tls [flytrap-warm]=$warm_tls)
+declare -A tls_port=([direct]=$broker_tls [haproxy-pass]=$haproxy_tls [haproxy]=$haproxy_term [$alt]=$sleep_tls [flytrap]=$flytrap_tls [flytrap-warm]=$warm_tls)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 client() { if [ "${UNPINNED:-0}" = 1 ]; then "$@"; else taskset -c 0 "$@"; fi; }
-declare -A port=([direct]=$broker [haproxy]=$haproxy_port [flytrap-sleep]=$sleep_port [flytrap]=$flytrap_port [flytrap-warm]=$warm_port [flytrap-cold]=$cold_port)
-declare -A pid=([direct]="" [haproxy]=$haproxy_pid [flytrap-sleep]=$sleep_pid [flytrap]=$allow_pid [flytrap-warm]=$warm_pid [flytrap-cold]=$cold_pid)
-targets=(direct haproxy flytrap-sleep flytrap flytrap-warm flytrap-cold)
-tls_targets=(direct haproxy-pass haproxy flytrap-sleep flytrap flytrap-warm)
+declare -A port=([direct]=$broker [haproxy]=$haproxy_port [$alt]=$sleep_port [flytrap]=$flytrap_port [flytrap-warm]=$warm_port [flytrap-cold]=$cold_port)
+declare -A pid=([direct]="" [haproxy]=$haproxy_pid [$alt]=$sleep_pid [flytrap]=$allow_pid [flytrap-warm]=$warm_pid [flytrap-cold]=$cold_pid)
+targets=(direct haproxy "$alt" flytrap flytrap-warm flytrap-cold)
+tls_targets=(direct haproxy-pass haproxy "$alt" flytrap flytrap-warm)
 
 for r in $(seq "$rounds"); do
   for t in "${targets[@]}"; do
@@ -113,16 +120,16 @@ done
 
 placement="client on CPU 0; mosquitto and the proxy on CPU 1"
 [ "${UNPINNED:-0}" = 1 ] && placement="nothing pinned (FlyTrap's shard pins itself to CPU 0)"
-machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} SPIN_US=$spin_us bench/proxy-overhead.sh $rounds $samples" "$placement"
+machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} SPIN_US=$spin_us BASE_BIN=${BASE_BIN:-} bench/proxy-overhead.sh $rounds $samples" "$placement"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 
-python3 - "$out" <<'PY' | tee "$out/summary.md"
+python3 - "$out" "$alt" <<'PY' | tee "$out/summary.md"
 import json, statistics, sys, os
-out = sys.argv[1]
+out, alt = sys.argv[1], sys.argv[2]
 def load(name):
     return [json.loads(l) for l in open(os.path.join(out, name))]
 med = lambda xs: statistics.median(xs)
-targets = ["direct", "haproxy", "flytrap-sleep", "flytrap", "flytrap-warm", "flytrap-cold"]
+targets = ["direct", "haproxy", alt, "flytrap", "flytrap-warm", "flytrap-cold"]
 for op in ["publish", "subscribe"]:
     rows = {}
     for t in targets:
@@ -145,7 +152,7 @@ for op in ["publish", "subscribe"]:
         print(f"| {t} | {r['p50']} | {r['p99']} | {r['p999']} | {added:+} | {ratio} | {added99:+} | {ratio99} | {r['mps']:.0f} | {100 * r['mps'] / d['mps']:.0f} % | {r['cpu']:.1f} | {cpu_ratio} |")
     # TLS: direct is Mosquitto's own TLS; haproxy-pass passes it through to Mosquitto;
     # haproxy and FlyTrap terminate it and speak plain MQTT to Mosquitto.
-    tls = {t: load(f"rtt-{op}-{t}-tls.jsonl") for t in ["direct", "haproxy-pass", "haproxy", "flytrap-sleep", "flytrap", "flytrap-warm"]}
+    tls = {t: load(f"rtt-{op}-{t}-tls.jsonl") for t in ["direct", "haproxy-pass", "haproxy", alt, "flytrap", "flytrap-warm"]}
     p = lambda t, k: med([r[k] for r in tls[t]])
     dt, dt99 = p("direct", "p50_us"), p("direct", "p99_us")
     ht, ht99 = p("haproxy", "p50_us") - dt, p("haproxy", "p99_us") - dt99

@@ -38,10 +38,13 @@ impl Default for Park {
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Number of shards (executors), each pinned to one CPU.
+    /// Number of shards (executors), each on one CPU (pinned to it if `pin`).
     pub shards: usize,
     /// CPUs to pin shards to, in order; empty = the first `shards` CPUs available.
     pub cpus: Vec<usize>,
+    /// Pin each shard's thread to its CPU in `cpus`; `false` leaves placement to the
+    /// kernel's scheduler, within the CPUs the process may use.
+    pub pin: bool,
     /// Plain TCP listener.
     pub listen_tcp: Option<SocketAddr>,
     /// TLS listener.
@@ -101,6 +104,7 @@ impl Default for EngineConfig {
         EngineConfig {
             shards: 1,
             cpus: Vec::new(),
+            pin: true,
             listen_tcp: None,
             listen_tls: None,
             tls: None,

@@ -214,7 +214,12 @@ impl Engine {
             let stopping = stopper.stopping.clone();
             let tls_store = tls_store.clone();
             let broker_tls = broker_tls.clone();
-            let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu));
+            let placement = if config.pin {
+                Placement::Fixed(cpu)
+            } else {
+                Placement::Unbound
+            };
+            let mut builder = LocalExecutorBuilder::new(placement);
             builder = match config.park {
                 Park::Sleep => builder,
                 Park::Spin(spin) => builder.spin_before_park(spin),

@@ -42,6 +42,11 @@ pub struct Engine {
     /// at once), yielding the CPU to any thread ready to run on it; `false` polls the full
     /// `spin_us` every time.
     pub spin_adaptive: bool,
+    /// Pin each shard's thread to one CPU (an addition to SPEC §6). `false` lets the kernel
+    /// place and move the shards within the CPUs the process may use, so that a proxy
+    /// sharing a few CPUs with its broker and clients runs beside whichever of them it is
+    /// talking to (see BENCHMARKS.md, "Pinned or placed by the kernel").
+    pub pin: bool,
 }
 
 impl Default for Engine {
@@ -51,6 +56,7 @@ impl Default for Engine {
             cores: 0,
             spin_us: 50,
             spin_adaptive: true,
+            pin: false,
         }
     }
 }
@@ -391,6 +397,15 @@ mod tests {
         assert_eq!(c.broker.address.unwrap().to_vec().len(), 2);
         assert_eq!(c.authz.deny_action, DenyAction::Disconnect);
         assert_eq!(c.ban.max_failures, 5);
+    }
+
+    #[test]
+    fn shards_are_placed_by_the_kernel_unless_pinned() {
+        let default = parse("", []).unwrap();
+        assert!(!default.engine.pin);
+        assert!(!crate::serve::engine_config(&default).unwrap().pin);
+        let pinned = parse("[engine]\npin = true\n", []).unwrap();
+        assert!(crate::serve::engine_config(&pinned).unwrap().pin);
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
     Ok(EngineConfig {
         shards,
         cpus,
+        pin: c.engine.pin,
         listen_tcp: c.listen.tcp,
         listen_tls: c.listen.tls,
         tls,
