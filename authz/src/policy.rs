@@ -508,13 +508,17 @@ impl Authorizer for ChainAuthorizer {
         // separately registered topic.
         let who = session.who();
         let (topic_id, answer) = self.answer(topic_name, who.address, Action::Subscribe);
-        let filters: Vec<Box<str>> = session
-            .subscriptions
-            .borrow()
-            .iter()
-            .filter(|f| topic::matches(f, topic_name))
-            .cloned()
-            .collect();
+        // Collected only when the topic is not registered (or not known yet): a delivery of a
+        // registered topic, the common case, allocates nothing here.
+        let matching = || -> Vec<Box<str>> {
+            session
+                .subscriptions
+                .borrow()
+                .iter()
+                .filter(|f| topic::matches(f, topic_name))
+                .cloned()
+                .collect()
+        };
         match answer {
             Ok(a) if a.exists => Check::Ready(Self::evaluate(
                 &self.shared,
@@ -523,8 +527,9 @@ impl Authorizer for ChainAuthorizer {
                 Use::Deliver,
                 &a,
             )),
-            Ok(_) => self.deliver_via_filters(who, filters),
+            Ok(_) => self.deliver_via_filters(who, matching()),
             Err(pending) => {
+                let filters = matching();
                 let this_shared = self.shared.clone();
                 let me = self.clone_for_pending();
                 Check::Pending(Box::pin(async move {
