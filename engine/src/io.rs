@@ -302,14 +302,19 @@ mod tests {
         assert_eq!(runs, packets, "each packet arrives whole, in one run");
     }
 
-    #[test]
-    fn a_cancelled_send_releases_the_turn() {
-        let (_reader, writer) = split(Trickle {
+    /// A writer on a stream that takes one byte per write.
+    fn byte_at_a_time() -> Writer<Trickle> {
+        split(Trickle {
             chunk: 1,
             ..Trickle::default()
-        });
-        let waker = Waker::noop();
-        let mut cx = Context::from_waker(waker);
+        })
+        .1
+    }
+
+    #[test]
+    fn a_cancelled_send_releases_the_turn() {
+        let writer = byte_at_a_time();
+        let mut cx = Context::from_waker(Waker::noop());
         let mut first = Box::pin(writer.send(b"abc"));
         assert!(first.as_mut().poll(&mut cx).is_pending());
         assert!(writer.shared.writing.get());
@@ -330,12 +335,8 @@ mod tests {
 
     #[test]
     fn a_waiting_task_is_listed_once() {
-        let (_reader, writer) = split(Trickle {
-            chunk: 1,
-            ..Trickle::default()
-        });
-        let waker = Waker::noop();
-        let mut cx = Context::from_waker(waker);
+        let writer = byte_at_a_time();
+        let mut cx = Context::from_waker(Waker::noop());
         let mut holder = Box::pin(writer.send(b"abc"));
         assert!(holder.as_mut().poll(&mut cx).is_pending());
         let mut waiter = Box::pin(writer.send(b"d"));
