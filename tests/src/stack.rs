@@ -291,6 +291,40 @@ pub fn connect_with(addr: SocketAddr, bytes: &[u8]) -> (RawClient, Option<Reason
     (c, reason)
 }
 
+/// A 3.1.1 CONNECT with `username` and `password`; returns the CONNACK frame.
+pub fn connect_v311(addr: SocketAddr, client_id: &str, username: &str, password: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Connect {
+        version: Version::V311,
+        clean_start: true,
+        keep_alive: 0,
+        properties: Properties::EMPTY,
+        client_id,
+        will: None,
+        username: Some(username),
+        password: Some(password.as_bytes()),
+    }
+    .encode(&mut out);
+    let mut c = RawClient::connect(addr);
+    c.version = Version::V311;
+    c.send(&out);
+    c.recv_frame().unwrap()
+}
+
+/// A GeoIP database in `dir` that places 192.0.2.0/24 in Germany and 198.51.100.0/24 in the
+/// United States (addresses a test sends through a PROXY protocol header).
+pub fn countries_mmdb(dir: &std::path::Path) -> std::path::PathBuf {
+    let mmdb = dir.join("countries.mmdb");
+    let made = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/geo/make_mmdb.py"))
+        .arg(&mmdb)
+        .args(["192.0.2.0/24=DE", "198.51.100.0/24=US"])
+        .status()
+        .expect("python3 with mmdb-writer (scripts/deps.sh)");
+    assert!(made.success());
+    mmdb
+}
+
 /// Connects a signed client.
 pub fn connect_signed(
     addr: SocketAddr,

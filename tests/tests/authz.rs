@@ -137,22 +137,7 @@ fn signed_connect_and_its_failures() {
     );
     // MQTT 3.1.1: right and wrong password.
     let v311 = |password: &str| {
-        let mut out = Vec::new();
-        flytrap_proto::Connect {
-            version: Version::V311,
-            clean_start: true,
-            keep_alive: 0,
-            properties: Properties::EMPTY,
-            client_id: "old-1",
-            will: None,
-            username: Some(&creds.v311_username()),
-            password: Some(password.as_bytes()),
-        }
-        .encode(&mut out);
-        let mut c = RawClient::connect(addr);
-        c.version = Version::V311;
-        c.send(&out);
-        c.recv_frame().unwrap()
+        flytrap_tests::stack::connect_v311(addr, "old-1", &creds.v311_username(), password)
     };
     let right = flytrap_chain::sign::sign_connect(&key, "old-1", now())
         .unwrap()
@@ -355,14 +340,7 @@ fn failures_lead_to_a_ban_that_expires() {
 #[test]
 fn wrong_country_through_a_proxy_protocol_header() {
     let dir = tempfile::tempdir().unwrap();
-    let mmdb = dir.path().join("countries.mmdb");
-    let made = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/geo/make_mmdb.py"))
-        .arg(&mmdb)
-        .args(["192.0.2.0/24=DE", "198.51.100.0/24=US"])
-        .status()
-        .expect("python3 with mmdb-writer (scripts/deps.sh)");
-    assert!(made.success());
+    let mmdb = flytrap_tests::stack::countries_mmdb(dir.path());
     let opts = flytrap_tests::stack::StackOptions {
         proxy_protocol: true,
         mmdb: Some(mmdb),

@@ -38,14 +38,7 @@ fn connect_as(proxy: SocketAddr, from: &str, connect: &[u8]) -> Option<ReasonCod
 #[test]
 fn refused_connects_send_nothing_to_the_broker() {
     let dir = tempfile::tempdir().unwrap();
-    let mmdb = dir.path().join("countries.mmdb");
-    let made = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/geo/make_mmdb.py"))
-        .arg(&mmdb)
-        .args(["192.0.2.0/24=DE", "198.51.100.0/24=US"])
-        .status()
-        .expect("python3 with mmdb-writer (scripts/deps.sh)");
-    assert!(made.success());
+    let mmdb = flytrap_tests::stack::countries_mmdb(dir.path());
     let s = Stack::start_with(StackOptions {
         proxy_protocol: true,
         mmdb: Some(mmdb),

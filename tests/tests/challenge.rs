@@ -6,9 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use flytrap_chain::{Action, TopicSpec};
-use flytrap_proto::{
-    Properties, Property, PropertyContext, ReasonCode, Version, encode_properties,
-};
+use flytrap_proto::{Properties, Property, PropertyContext, ReasonCode, encode_properties};
 use flytrap_tests::RawClient;
 use flytrap_tests::stack::{
     SIWE, Stack, StackOptions, auth_answer, challenge_connect, connect_challenge, connect_signed,
@@ -30,23 +28,12 @@ fn sign_hex(key: &flytrap_chain::PrivateKeySigner, message: &str) -> String {
 /// A 3.1.1 CONNECT with timestamped credentials; returns the CONNACK frame.
 fn connect_v311(addr: std::net::SocketAddr, key: &flytrap_chain::PrivateKeySigner) -> Vec<u8> {
     let creds = flytrap_chain::sign::sign_connect(key, "old-1", now()).unwrap();
-    let password = creds.v311_password();
-    let mut out = Vec::new();
-    flytrap_proto::Connect {
-        version: Version::V311,
-        clean_start: true,
-        keep_alive: 0,
-        properties: Properties::EMPTY,
-        client_id: "old-1",
-        will: None,
-        username: Some(&creds.v311_username()),
-        password: Some(password.as_bytes()),
-    }
-    .encode(&mut out);
-    let mut c = RawClient::connect(addr);
-    c.version = Version::V311;
-    c.send(&out);
-    c.recv_frame().unwrap()
+    flytrap_tests::stack::connect_v311(
+        addr,
+        "old-1",
+        &creds.v311_username(),
+        &creds.v311_password(),
+    )
 }
 
 #[test]
