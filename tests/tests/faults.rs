@@ -274,6 +274,44 @@ fn limits_per_ip_answer_with_server_busy() {
     assert_eq!(reason, Some(ReasonCode::SERVER_BUSY));
 }
 
+/// The peer address comes from the accept itself (patched glommio): per-IP limits must still
+/// tell clients apart. Each source connects twice back to back, so that the shards find
+/// connections both waiting in their accept queues and arriving while they wait; which of
+/// the two a shard admits first is not fixed (two shards), only that one of them is refused.
+#[test]
+fn limits_per_ip_tell_source_addresses_apart() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start_with(
+        &[broker.addr],
+        |c| c.max_connections_per_ip = 1,
+        |_| flytrap_engine::AllowAll,
+    );
+    let source = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 0);
+    let mut reasons = Vec::new();
+    let mut held = Vec::new();
+    for (i, ip) in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].iter().enumerate() {
+        let mut first = RawClient::connect_from(source(ip), proxy.tcp);
+        let mut second = RawClient::connect_from(source(ip), proxy.tcp);
+        first.send(&connect_bytes(&format!("first{i}"), &[]));
+        let r1 = first.recv(|p| match p {
+            Packet::ConnAck(a) => a.reason,
+            other => panic!("{other:?}"),
+        });
+        second.send(&connect_bytes(&format!("second{i}"), &[]));
+        let r2 = second.recv(|p| match p {
+            Packet::ConnAck(a) => a.reason,
+            other => panic!("{other:?}"),
+        });
+        let (ok, busy) = (Some(ReasonCode::SUCCESS), Some(ReasonCode::SERVER_BUSY));
+        reasons.push((r1 == ok && r2 == busy) || (r1 == busy && r2 == ok));
+        held.push((first, second));
+    }
+    assert_eq!(
+        reasons, [true; 3],
+        "one admitted and one refused per source address"
+    );
+}
+
 #[test]
 fn proxy_protocol_address_is_the_one_limits_see() {
     let broker = Mosquitto::start();
