@@ -43,7 +43,8 @@ pub struct EngineConfig {
     /// CPUs to pin shards to, in order; empty = the first `shards` CPUs available.
     pub cpus: Vec<usize>,
     /// Pin each shard's thread to its CPU in `cpus`; `false` leaves placement to the
-    /// kernel's scheduler, within the CPUs the process may use.
+    /// kernel's scheduler, within the CPUs the process may use. glommio spins before parking
+    /// (`park`) only on a pinned executor: an unpinned shard sleeps at once.
     pub pin: bool,
     /// Plain TCP listener.
     pub listen_tcp: Option<SocketAddr>,

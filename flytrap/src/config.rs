@@ -42,11 +42,13 @@ pub struct Engine {
     /// at once), yielding the CPU to any thread ready to run on it; `false` polls the full
     /// `spin_us` every time.
     pub spin_adaptive: bool,
-    /// Pin each shard's thread to one CPU (an addition to SPEC §6). `false` lets the kernel
-    /// place and move the shards within the CPUs the process may use, so that a proxy
-    /// sharing a few CPUs with its broker and clients runs beside whichever of them it is
-    /// talking to (see BENCHMARKS.md, "Pinned or placed by the kernel").
-    pub pin: bool,
+    /// Pin each shard's thread to one CPU (an addition to SPEC §6). Unset: pin when the
+    /// shards (of all worker processes) cover every CPU the process may use, one each;
+    /// with fewer shards than CPUs the kernel places and moves them, so that a proxy sharing
+    /// the CPUs with its broker and clients runs beside whichever it is talking to. An
+    /// unpinned shard never spins before it sleeps (glommio spins only when pinned). See
+    /// BENCHMARKS.md, "Pinned or placed by the kernel".
+    pub pin: Option<bool>,
 }
 
 impl Default for Engine {
@@ -56,7 +58,7 @@ impl Default for Engine {
             cores: 0,
             spin_us: 50,
             spin_adaptive: true,
-            pin: false,
+            pin: None,
         }
     }
 }
@@ -400,12 +402,22 @@ mod tests {
     }
 
     #[test]
-    fn shards_are_placed_by_the_kernel_unless_pinned() {
-        let default = parse("", []).unwrap();
-        assert!(!default.engine.pin);
-        assert!(!crate::serve::engine_config(&default).unwrap().pin);
-        let pinned = parse("[engine]\npin = true\n", []).unwrap();
-        assert!(crate::serve::engine_config(&pinned).unwrap().pin);
+    fn shards_are_pinned_when_they_cover_the_cpus() {
+        let cpus = crate::serve::allowed_cpus().len();
+        let pin = |text: &str| {
+            crate::serve::engine_config(&parse(text, []).unwrap())
+                .unwrap()
+                .pin
+        };
+        assert!(pin(""), "one shard per CPU (cores = 0)");
+        assert!(pin(&format!("[engine]\ncores = {cpus}\n")));
+        assert_eq!(
+            pin("[engine]\ncores = 1\n"),
+            cpus == 1,
+            "fewer shards than CPUs"
+        );
+        assert!(!pin("[engine]\npin = false\n"));
+        assert!(pin("[engine]\ncores = 1\npin = true\n"));
     }
 
     #[test]
