@@ -11,7 +11,8 @@
 #
 # Placement (2 vCPUs): the measuring client on CPU 0; Mosquitto and the proxy on CPU 1, so that
 # direct and proxied paths cross between CPUs the same number of times. UNPINNED=1: nothing
-# pinned by taskset (FlyTrap's one shard still pins itself to CPU 0, as it does for a user).
+# pinned by taskset (FlyTrap's one shard on two CPUs is not pinned either, by the default
+# `engine.pin` rule, and so sleeps at once: only a pinned shard spins).
 #
 #   bench/proxy-overhead.sh [ROUNDS] [SAMPLES]      (defaults: 5 rounds of 20000 samples)
 #   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default: unset)
@@ -119,7 +120,7 @@ PY
 done
 
 placement="client on CPU 0; mosquitto and the proxy on CPU 1"
-[ "${UNPINNED:-0}" = 1 ] && placement="nothing pinned (FlyTrap's shard pins itself to CPU 0)"
+[ "${UNPINNED:-0}" = 1 ] && placement="nothing pinned (FlyTrap's one shard on two CPUs unpinned by the engine.pin default)"
 machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} SPIN_US=$spin_us BASE_BIN=${BASE_BIN:-} bench/proxy-overhead.sh $rounds $samples" "$placement"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 

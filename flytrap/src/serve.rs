@@ -128,15 +128,20 @@ pub fn allowed_cpus() -> Vec<usize> {
     cpus
 }
 
-/// The engine's settings from the config file. Shards are pinned to the CPUs the process is
-/// allowed (so `taskset -c 1 flytrap serve` runs on CPU 1), `engine.cores` of them at most.
+/// The engine's settings from the config file. Shards run on the CPUs the process is allowed
+/// (so `taskset -c 1 flytrap serve` runs on CPU 1), `engine.cores` of them at most, pinned
+/// as [`pin_shards`] says.
 pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
-    let mut cpus = allowed_cpus();
-    if c.engine.cores > 0 {
-        cpus = (0..c.engine.cores).map(|i| cpus[i % cpus.len()]).collect();
-    }
+    let allowed = allowed_cpus();
+    let cpus: Vec<usize> = if c.engine.cores > 0 {
+        (0..c.engine.cores)
+            .map(|i| allowed[i % allowed.len()])
+            .collect()
+    } else {
+        allowed.clone()
+    };
     let shards = cpus.len();
-    let pin = pin_shards(c, shards, allowed_cpus().len());
+    let pin = pin_shards(c, shards, allowed.len());
     let tls = match (&c.listen.cert, &c.listen.key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),

@@ -287,21 +287,20 @@ fn limits_per_ip_tell_source_addresses_apart() {
         |_| flytrap_engine::AllowAll,
     );
     let source = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 0);
+    let connack = |c: &mut RawClient, id: &str| {
+        c.send(&connect_bytes(id, &[]));
+        c.recv(|p| match p {
+            Packet::ConnAck(a) => a.reason,
+            other => panic!("{other:?}"),
+        })
+    };
     let mut reasons = Vec::new();
     let mut held = Vec::new();
     for (i, ip) in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].iter().enumerate() {
         let mut first = RawClient::connect_from(source(ip), proxy.tcp);
         let mut second = RawClient::connect_from(source(ip), proxy.tcp);
-        first.send(&connect_bytes(&format!("first{i}"), &[]));
-        let r1 = first.recv(|p| match p {
-            Packet::ConnAck(a) => a.reason,
-            other => panic!("{other:?}"),
-        });
-        second.send(&connect_bytes(&format!("second{i}"), &[]));
-        let r2 = second.recv(|p| match p {
-            Packet::ConnAck(a) => a.reason,
-            other => panic!("{other:?}"),
-        });
+        let r1 = connack(&mut first, &format!("first{i}"));
+        let r2 = connack(&mut second, &format!("second{i}"));
         let (ok, busy) = (Some(ReasonCode::SUCCESS), Some(ReasonCode::SERVER_BUSY));
         reasons.push((r1 == ok && r2 == busy) || (r1 == busy && r2 == ok));
         held.push((first, second));

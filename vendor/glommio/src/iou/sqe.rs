@@ -532,13 +532,8 @@ impl SockAddrStorage {
     /// Only after an accept into this storage succeeded: before that `storage` is
     /// uninitialised.
     pub unsafe fn to_socket_addr(&self) -> Option<std::net::SocketAddr> {
-        use nix::sys::socket::{SockaddrLike, SockaddrStorage};
         let len = (self.len as u32).min(mem::size_of::<nix::sys::socket::sockaddr_storage>() as u32);
-        let addr = SockaddrStorage::from_raw(self.storage.as_ptr() as *const _, Some(len))?;
-        if let Some(v4) = addr.as_sockaddr_in() {
-            return Some(std::net::SocketAddr::V4((*v4).into()));
-        }
-        addr.as_sockaddr_in6().map(|v6| std::net::SocketAddr::V6((*v6).into()))
+        crate::sys::inet_socket_addr(self.storage.as_ptr() as *const _, len)
     }
 }
 

@@ -93,22 +93,31 @@ pub(crate) fn recv_syscall(fd: RawFd, buf: *mut u8, len: usize, flags: i32) -> i
     syscall!(recv(fd, buf as _, len, flags)).map(|x| x as usize)
 }
 
+/// FlyTrap: the IPv4 or IPv6 address in `len` bytes at `addr` (`None` for other families).
+///
+/// # Safety
+/// `addr` points to at least `len` bytes that the kernel wrote as a socket address.
+pub(crate) unsafe fn inet_socket_addr(
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> Option<std::net::SocketAddr> {
+    use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+    let addr = SockaddrStorage::from_raw(addr, Some(len))?;
+    addr.as_sockaddr_in()
+        .map(|v4| std::net::SocketAddr::V4((*v4).into()))
+        .or_else(|| addr.as_sockaddr_in6().map(|v6| std::net::SocketAddr::V6((*v6).into())))
+}
+
 /// FlyTrap: `accept` that keeps the peer address the kernel returns anyway (`None` for a
 /// family other than IPv4 and IPv6), saving the caller a `getpeername`.
 pub(crate) fn accept_syscall_with_peer(
     fd: RawFd,
 ) -> io::Result<(RawFd, Option<std::net::SocketAddr>)> {
-    use nix::sys::socket::{SockaddrLike, SockaddrStorage};
     let mut addr: MaybeUninit<libc::sockaddr_storage> = MaybeUninit::uninit();
     let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let new = syscall!(accept(fd, addr.as_mut_ptr() as *mut _, &mut length))?;
     // SAFETY: accept succeeded, so the kernel wrote `length` bytes of address into `addr`.
-    let peer = unsafe { SockaddrStorage::from_raw(addr.as_ptr() as *const _, Some(length)) };
-    let peer = peer.and_then(|a| {
-        a.as_sockaddr_in()
-            .map(|v4| std::net::SocketAddr::V4((*v4).into()))
-            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::SocketAddr::V6((*v6).into())))
-    });
+    let peer = unsafe { inet_socket_addr(addr.as_ptr() as *const _, length) };
     Ok((new, peer))
 }
 
