@@ -2,8 +2,9 @@
 # CONNECT→CONNACK side by side, in one run, interleaved (issue 15): direct to Mosquitto, through
 # HAProxy (TCP mode), through FlyTrap allow-all with its broker pool off ("before") and on, and
 # FlyTrap with the chain and signed CONNECTs (permission cache warm: ttl 300 s; cold: ttl 0),
-# pool off and on. Over TCP and TLS (direct and HAProxy: TLS end to end to Mosquitto; FlyTrap
-# terminates it and speaks TCP to the broker).
+# pool off and on, and warm with every signature recovered (auth.known_keys = 0). Over TCP and
+# TLS (direct and HAProxy: TLS end to end to Mosquitto; FlyTrap terminates it and speaks TCP to
+# the broker).
 #
 # 1. Latency: flytrap-bench connect opens fresh connections one at a time (a pause between
 #    them) and times CONNECT→CONNACK; the TCP connect and TLS handshake come first, outside
@@ -76,7 +77,17 @@ for v in warm cold; do
   done
 done
 
-targets=(direct haproxy flytrap-nopool flytrap flytrap-warm-nopool flytrap-warm flytrap-cold-nopool flytrap-cold)
+# auth.known_keys A/B: flytrap-warm knows the client's key after its first CONNECT and verifies
+# against it; flytrap-warm-recover (auth.known_keys = 0) recovers every signature.
+name=flytrap-warm-recover
+port[$name]=$(free_port); tls_port[$name]=$(free_port)
+chain_toml "$name" "$broker" "${port[$name]}" "${tls_port[$name]}" 300
+sed -i "s/^\[broker\]$/[broker]\npool_max = 64\npool_min = 2/" "$work/$name.toml"
+printf '[auth]\nknown_keys = 0\n' >>"$work/$name.toml"
+start_flytrap 1 "$name" "${port[$name]}"; pid[$name]=$flytrap_pid; wait_port "${tls_port[$name]}"
+
+targets=(direct haproxy flytrap-nopool flytrap flytrap-warm-nopool flytrap-warm flytrap-warm-recover
+  flytrap-cold-nopool flytrap-cold)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -122,7 +133,7 @@ med = statistics.median
 def load(name):
     return [json.loads(l) for l in open(os.path.join(out, name))]
 targets = ["direct", "haproxy", "flytrap-nopool", "flytrap", "flytrap-warm-nopool", "flytrap-warm",
-           "flytrap-cold-nopool", "flytrap-cold"]
+           "flytrap-warm-recover", "flytrap-cold-nopool", "flytrap-cold"]
 for mode, suffix in [("TCP", ""), ("TLS", "-tls")]:
     rows = {t: load(f"connect-{t}{suffix}.jsonl") for t in targets}
     p50 = {t: med([r["p50_us"] for r in rs]) for t, rs in rows.items()}

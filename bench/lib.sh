@@ -8,8 +8,14 @@ bin=target/release
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # A failed run keeps what the processes logged beside its results.
+  if [ "$rc" -ne 0 ] && [ -n "${out:-}" ] && [ -d "$out" ]; then
+    mkdir -p "$out/logs" && cp "$work"/*.log "$work"/*.toml "$out/logs/" 2>/dev/null || true
+    echo "failed (exit $rc): logs and configs in $out/logs" >&2
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -62,15 +62,21 @@ fn bench(c: &mut Criterion) {
         password: None,
     }
     .encode(&mut frame);
-    let verifier = Verifier::new(false, 300);
-    g.bench_function("decode CONNECT + verify", |b| {
-        b.iter(|| {
-            let Ok(Packet::Connect(c)) = Packet::decode(black_box(&frame), Version::V5) else {
-                unreachable!()
-            };
-            verifier.verify(&c, 1_700_000_000).unwrap()
-        })
-    });
+    // A new signer (key recovered) and a returning one (key known: verified against it).
+    for (name, known_keys) in [
+        ("decode CONNECT + verify", 0),
+        ("decode CONNECT + verify, known key", 16),
+    ] {
+        let verifier = Verifier::new(false, 300, known_keys);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let Ok(Packet::Connect(c)) = Packet::decode(black_box(&frame), Version::V5) else {
+                    unreachable!()
+                };
+                verifier.verify(&c, 1_700_000_000).unwrap()
+            })
+        });
+    }
 
     // The challenge scheme: a CONNECT with the method and address, an AUTH with the answer.
     let key = secp256k1::SecretKey::from_byte_array([0x42; 32]).unwrap();
@@ -133,6 +139,8 @@ fn bench(c: &mut Criterion) {
         properties: Properties::parse_raw(&raw, PropertyContext::Auth).unwrap(),
     }
     .encode(&mut answer);
+    // Each challenge is a new sign-in to recover: no keys remembered.
+    let verifier = Verifier::new(false, 300, 0);
     let finish = |challenge: Challenge| {
         let Ok(Packet::Auth(a)) = Packet::decode(black_box(&answer), Version::V5) else {
             unreachable!()

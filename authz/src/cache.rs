@@ -1,9 +1,7 @@
 //! A shard's permission cache. Shard-local (`Rc<RefCell<_>>`): no lock on a hit.
 //!
-//! Keyed by (topic id, address, action). Bounded by two generations: new answers go to the
-//! young map; when it holds half the capacity it becomes the old map and the previous old map
-//! is dropped; a hit in the old map moves the entry back to the young one. That keeps recently
-//! used answers at O(1) per operation, like an LRU without its bookkeeping.
+//! Keyed by (topic id, address, action), bounded by two [`Generations`]: recently used answers
+//! stay at O(1) per operation, like an LRU without its bookkeeping.
 //!
 //! Grants live `ttl`, denials `deny_ttl` (short: a new grant works as soon as its block is
 //! seen, even if an event were missed). Past its time an answer is refreshed from the chain;
@@ -15,6 +13,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use flytrap_chain::{Action, Address, Answer, B256, Invalidation};
+
+use crate::generations::Generations;
 
 /// Cache settings (`[cache]`).
 #[derive(Debug, Clone, Copy)]
@@ -56,8 +56,7 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct PermCache {
     config: CacheConfig,
-    young: HashMap<Key, Cached>,
-    old: HashMap<Key, Cached>,
+    answers: Generations<Key, Cached>,
     topic_ids: HashMap<Box<str>, B256>,
 }
 
@@ -66,8 +65,7 @@ impl PermCache {
     pub fn new(config: CacheConfig) -> PermCache {
         PermCache {
             config,
-            young: HashMap::new(),
-            old: HashMap::new(),
+            answers: Generations::new(config.max_entries),
             topic_ids: HashMap::new(),
         }
     }
@@ -87,16 +85,8 @@ impl PermCache {
 
     /// Looks an answer up at `now`.
     pub fn get(&mut self, topic: B256, who: Address, action: Action, now: Instant) -> Lookup {
-        let key = (topic, who, action);
-        let cached = match self.young.get(&key) {
-            Some(c) => c.clone(),
-            None => match self.old.remove(&key) {
-                Some(c) => {
-                    self.put(key, c.clone());
-                    c
-                }
-                None => return Lookup::Miss,
-            },
+        let Some(cached) = self.answers.get(&(topic, who, action)) else {
+            return Lookup::Miss;
         };
         let age = now.saturating_duration_since(cached.fetched);
         let life = if cached.answer.allowed {
@@ -125,7 +115,7 @@ impl PermCache {
         now: Instant,
     ) -> Rc<Answer> {
         let answer = Rc::new(answer);
-        self.put(
+        self.answers.insert(
             (topic, who, action),
             Cached {
                 answer: answer.clone(),
@@ -135,37 +125,22 @@ impl PermCache {
         answer
     }
 
-    fn put(&mut self, key: Key, value: Cached) {
-        if self.young.len() >= (self.config.max_entries / 2).max(1) {
-            self.old = std::mem::take(&mut self.young);
-        }
-        self.young.insert(key, value);
-    }
-
     /// Drops what an ACL change made stale.
     pub fn invalidate(&mut self, inv: &Invalidation) {
         match inv.action {
-            Some(action) => {
-                let key = (inv.topic_id, inv.address, action);
-                self.young.remove(&key);
-                self.old.remove(&key);
-            }
-            None => {
-                self.young.retain(|k, _| k.0 != inv.topic_id);
-                self.old.retain(|k, _| k.0 != inv.topic_id);
-            }
+            Some(action) => self.answers.remove(&(inv.topic_id, inv.address, action)),
+            None => self.answers.retain(|k| k.0 != inv.topic_id),
         }
     }
 
     /// Drops everything.
     pub fn clear(&mut self) {
-        self.young.clear();
-        self.old.clear();
+        self.answers.clear();
     }
 
     /// Answers held.
     pub fn len(&self) -> usize {
-        self.young.len() + self.old.len()
+        self.answers.len()
     }
 
     /// Whether nothing is held.

@@ -221,13 +221,13 @@ impl Challenge {
             return Err(ChallengeError::Expired);
         }
         let signature = parse_answer(answer)?;
-        match verifier.recover(&self.hash, &signature) {
-            Ok(a) if a == self.address => Ok(Identity {
+        match verifier.check(&self.hash, &signature, &self.address) {
+            Ok(()) => Ok(Identity {
                 address: self.address,
                 message_hash: self.hash,
                 timestamp: None,
             }),
-            Ok(_) | Err(IdentityError::WrongSignature) => Err(ChallengeError::WrongSignature),
+            Err(IdentityError::WrongSignature) => Err(ChallengeError::WrongSignature),
             Err(_) => Err(ChallengeError::MalformedSignature),
         }
     }
@@ -371,7 +371,7 @@ Request ID: sensor-1%2Fa%20b";
     #[test]
     fn signature_made_by_eth_account_is_accepted() {
         let (challenge, _) = begin("sensor-1/a b").unwrap();
-        let verifier = Verifier::new(false, 300);
+        let verifier = Verifier::new(false, 300, 16);
         let id = challenge
             .finish(&verifier, SIGNATURE.as_bytes(), NOW + 30)
             .unwrap();
@@ -384,7 +384,7 @@ Request ID: sensor-1%2Fa%20b";
 
     #[test]
     fn another_nonce_client_or_time_is_refused() {
-        let verifier = Verifier::new(false, 300);
+        let verifier = Verifier::new(false, 300, 16);
         // Another client identifier: another message.
         let (other, _) = begin("sensor-2").unwrap();
         assert_eq!(

@@ -1,9 +1,13 @@
 //! Client identity in CONNECT (SPEC §1): who the client claims to be, and the proof.
 
+use std::cell::RefCell;
+
 use flytrap_proto::{Connect, Version};
 use keccak_asm::{Digest, Keccak256};
-use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
-use secp256k1::{Message, Secp256k1, VerifyOnly};
+use secp256k1::ecdsa::{RecoverableSignature, RecoveryId, Signature};
+use secp256k1::{Message, PublicKey, Secp256k1, VerifyOnly};
+
+use crate::generations::Generations;
 
 /// A 20-byte Ethereum address.
 pub type Address = [u8; 20];
@@ -215,21 +219,26 @@ pub fn signed_message(address: &Address, client_id: &str, timestamp: Option<u64>
     }
 }
 
-/// Checks CONNECT signatures. One per shard: the libsecp256k1 context is not shared.
+/// Checks CONNECT signatures. One per shard: the libsecp256k1 context and the known keys are
+/// not shared.
 #[derive(Debug)]
 pub struct Verifier {
     secp: Secp256k1<VerifyOnly>,
     allow_static: bool,
     max_clock_skew_s: u64,
+    /// Public keys of addresses that signed before ([`Verifier::check`]).
+    known_keys: RefCell<Generations<Address, PublicKey>>,
 }
 
 impl Verifier {
-    /// A verifier with the `auth` settings.
-    pub fn new(allow_static: bool, max_clock_skew_s: u64) -> Verifier {
+    /// A verifier with the `auth` settings, remembering the keys of up to `known_keys`
+    /// signers (`auth.known_keys`; 0: recover every signature).
+    pub fn new(allow_static: bool, max_clock_skew_s: u64, known_keys: usize) -> Verifier {
         Verifier {
             secp: Secp256k1::verification_only(),
             allow_static,
             max_clock_skew_s,
+            known_keys: RefCell::new(Generations::new(known_keys)),
         }
     }
 
@@ -246,9 +255,7 @@ impl Verifier {
         }
         let message = signed_message(&c.address, connect.client_id, c.timestamp);
         let hash = personal_sign_hash(message.as_bytes());
-        if self.recover(&hash, &c.signature)? != c.address {
-            return Err(IdentityError::WrongSignature);
-        }
+        self.check(&hash, &c.signature, &c.address)?;
         Ok(Identity {
             address: c.address,
             message_hash: hash,
@@ -256,22 +263,68 @@ impl Verifier {
         })
     }
 
-    /// The address that signed `hash`.
+    /// Whether `signature` (r ‖ s ‖ recovery id) over `hash` is `address`'s.
+    ///
+    /// A signer seen before has its public key remembered: its signature is verified against
+    /// that key, which skips recovery's square root, the key's serialisation and its keccak
+    /// (about 5 µs of a 32 µs check, BENCHMARKS.md). The recovery id is then not needed: it only
+    /// says which of two points r names, and the known key settles that, so a signature
+    /// whose r and s are right for the key passes whatever its recovery id. A new signer's key
+    /// is recovered, and remembered only if it is the address's.
+    pub fn check(
+        &self,
+        hash: &[u8; 32],
+        signature: &[u8; 65],
+        address: &Address,
+    ) -> Result<(), IdentityError> {
+        let message = Message::from_digest(*hash);
+        let known = self.known_keys.borrow_mut().get(address);
+        if let Some(key) = known {
+            let mut sig = Signature::from_compact(&signature[..64])
+                .map_err(|_| IdentityError::MalformedSignature)?;
+            // Recovery takes either s; verification wants the low one (BIP-62).
+            sig.normalize_s();
+            return self
+                .secp
+                .verify_ecdsa(message, &sig, &key)
+                .map_err(|_| IdentityError::WrongSignature);
+        }
+        let key = self.recover_key(&message, signature)?;
+        if address_of(&key) != *address {
+            return Err(IdentityError::WrongSignature);
+        }
+        self.known_keys.borrow_mut().insert(*address, key);
+        Ok(())
+    }
+
+    /// The address that signed `hash` (always by recovery).
     pub fn recover(&self, hash: &[u8; 32], signature: &[u8; 65]) -> Result<Address, IdentityError> {
+        self.recover_key(&Message::from_digest(*hash), signature)
+            .map(|key| address_of(&key))
+    }
+
+    fn recover_key(
+        &self,
+        message: &Message,
+        signature: &[u8; 65],
+    ) -> Result<PublicKey, IdentityError> {
         let id = RecoveryId::try_from(i32::from(signature[64]))
             .map_err(|_| IdentityError::MalformedSignature)?;
         let sig = RecoverableSignature::from_compact(&signature[..64], id)
             .map_err(|_| IdentityError::MalformedSignature)?;
-        let key = self
-            .secp
-            .recover_ecdsa(Message::from_digest(*hash), &sig)
-            .map_err(|_| IdentityError::WrongSignature)?;
-        let public = key.serialize_uncompressed();
-        let digest = keccak256(&public[1..]);
-        let mut address = [0u8; 20];
-        address.copy_from_slice(&digest[12..]);
-        Ok(address)
+        self.secp
+            .recover_ecdsa(*message, &sig)
+            .map_err(|_| IdentityError::WrongSignature)
     }
+}
+
+/// The Ethereum address of a public key: the last 20 bytes of the keccak of its coordinates.
+fn address_of(key: &PublicKey) -> Address {
+    let public = key.serialize_uncompressed();
+    let digest = keccak256(&public[1..]);
+    let mut address = [0u8; 20];
+    address.copy_from_slice(&digest[12..]);
+    address
 }
 
 #[cfg(test)]
@@ -321,5 +374,93 @@ mod tests {
             parse_signature("0x12"),
             Err(IdentityError::MalformedSignature)
         );
+    }
+
+    fn secret(byte: u8) -> secp256k1::SecretKey {
+        secp256k1::SecretKey::from_byte_array([byte; 32]).unwrap()
+    }
+
+    fn address(key: &secp256k1::SecretKey) -> Address {
+        address_of(&PublicKey::from_secret_key(&Secp256k1::signing_only(), key))
+    }
+
+    fn sign(key: &secp256k1::SecretKey, hash: &[u8; 32]) -> [u8; 65] {
+        let (id, rs) = Secp256k1::signing_only()
+            .sign_ecdsa_recoverable(Message::from_digest(*hash), key)
+            .serialize_compact();
+        let mut sig = [0u8; 65];
+        sig[..64].copy_from_slice(&rs);
+        sig[64] = i32::from(id) as u8;
+        sig
+    }
+
+    /// The same signature with s′ = n − s and the other recovery id.
+    fn malleate(sig: &[u8; 65]) -> [u8; 65] {
+        let s: [u8; 32] = sig[32..64].try_into().unwrap();
+        let high = secp256k1::SecretKey::from_byte_array(s).unwrap().negate();
+        let mut out = *sig;
+        out[32..64].copy_from_slice(&high.secret_bytes());
+        out[64] ^= 1;
+        out
+    }
+
+    #[test]
+    fn a_returning_signer_is_verified_against_its_known_key() {
+        use IdentityError::*;
+        let verifier = Verifier::new(false, 300, 16);
+        let (key, other) = (secret(0x42), secret(0x43));
+        let a = address(&key);
+        let (h1, h2, h3) = (keccak256(b"one"), keccak256(b"two"), keccak256(b"three"));
+        // Another key's signature neither passes nor leaves a key for `a`.
+        assert_eq!(
+            verifier.check(&h1, &sign(&other, &h1), &a),
+            Err(WrongSignature)
+        );
+        assert!(verifier.known_keys.borrow().is_empty());
+        // The first good one is recovered and its key kept.
+        assert_eq!(verifier.check(&h1, &sign(&key, &h1), &a), Ok(()));
+        assert_eq!(verifier.known_keys.borrow().len(), 1);
+        // Then verified against the key.
+        let good = sign(&key, &h2);
+        assert_eq!(verifier.check(&h2, &good, &a), Ok(()));
+        assert_eq!(verifier.check(&h2, &malleate(&good), &a), Ok(()));
+        assert_eq!(verifier.check(&h3, &good, &a), Err(WrongSignature));
+        assert_eq!(
+            verifier.check(&h2, &sign(&other, &h2), &a),
+            Err(WrongSignature)
+        );
+        let mut tampered = good;
+        tampered[40] ^= 1;
+        assert_eq!(verifier.check(&h2, &tampered, &a), Err(WrongSignature));
+        let mut overflow = good;
+        overflow[..32].fill(0xff);
+        assert_eq!(verifier.check(&h2, &overflow, &a), Err(MalformedSignature));
+        // The other signer still goes through recovery, under its own address.
+        assert_eq!(
+            verifier.check(&h2, &sign(&other, &h2), &address(&other)),
+            Ok(())
+        );
+        assert_eq!(verifier.known_keys.borrow().len(), 2);
+    }
+
+    #[test]
+    fn recovery_and_known_key_give_the_same_answers() {
+        let key = secret(0x42);
+        let a = address(&key);
+        let hash = keccak256(b"message");
+        let good = sign(&key, &hash);
+        let mut tampered = good;
+        tampered[3] ^= 1;
+        let mut overflow = good;
+        overflow[32..64].fill(0xff);
+        for sig in [good, malleate(&good), tampered, overflow] {
+            let fresh = Verifier::new(false, 300, 0);
+            let known = Verifier::new(false, 300, 16);
+            known
+                .check(&keccak256(b"first"), &sign(&key, &keccak256(b"first")), &a)
+                .unwrap();
+            assert_eq!(fresh.check(&hash, &sig, &a), known.check(&hash, &sig, &a));
+            assert!(fresh.known_keys.borrow().is_empty());
+        }
     }
 }

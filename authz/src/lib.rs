@@ -22,6 +22,7 @@
 pub mod bans;
 pub mod cache;
 pub mod challenge;
+pub mod generations;
 pub mod geo;
 pub mod identity;
 pub mod policy;

@@ -41,6 +41,8 @@ pub struct AuthzConfig {
     pub allow_static: bool,
     /// `auth.max_clock_skew_s`.
     pub max_clock_skew_s: u64,
+    /// `auth.known_keys`: signers whose public keys each shard remembers.
+    pub known_keys: usize,
     /// `auth.require_challenge`: only the challenge scheme signs in; signed CONNECTs
     /// (timestamped or static) get 0x8C Bad authentication method.
     pub require_challenge: bool,
@@ -246,6 +248,7 @@ impl ChainAuthorizer {
             verifier: Rc::new(Verifier::new(
                 shared.config.allow_static,
                 shared.config.max_clock_skew_s,
+                shared.config.known_keys,
             )),
             shared,
             cache,

@@ -43,9 +43,16 @@ fn v5_connect<'a>(raw: &'a mut Vec<u8>, client_id: &'a str, props: &[(&str, &str
     }
 }
 
+/// Each vector through a verifier that recovers every key, and through one that remembers
+/// keys: there the reject vector (an address seen before) is checked against the known key.
 #[test]
 fn every_vector_in_every_form() {
-    let verifier = Verifier::new(true, 300);
+    for known_keys in [0, 4096] {
+        every_vector(&Verifier::new(true, 300, known_keys));
+    }
+}
+
+fn every_vector(verifier: &Verifier) {
     for v in vectors() {
         let name = v["name"].as_str().unwrap();
         let accept = v["expect"] == "accept";
@@ -128,7 +135,7 @@ fn every_vector_in_every_form() {
         let r = verifier.verify(&c, ts);
         assert!(r.is_ok(), "{name} static: {r:?}");
         assert_eq!(
-            Verifier::new(false, 300).verify(&c, ts),
+            Verifier::new(false, 300, 0).verify(&c, ts),
             Err(IdentityError::StaticNotAllowed),
             "{name}"
         );
@@ -149,7 +156,7 @@ fn every_vector_in_every_form() {
 #[test]
 fn window_and_malformed_credentials() {
     let v = &vectors()[0];
-    let verifier = Verifier::new(false, 300);
+    let verifier = Verifier::new(false, 300, 4096);
     let ts = v["timestamp"].as_u64().unwrap();
     let ts_text = ts.to_string();
     let address = v["address"].as_str().unwrap();

@@ -163,6 +163,9 @@ pub struct Chain {
 pub struct Auth {
     pub allow_static: bool,
     pub max_clock_skew_s: u64,
+    /// Signers whose public keys each shard remembers, so that their next signatures are
+    /// verified against the key instead of recovered (0: recover every time).
+    pub known_keys: usize,
     /// Only the challenge scheme (MQTT 5 AUTH, `flytrap-siwe-v1`) signs in: signed CONNECTs
     /// get 0x8C Bad authentication method.
     pub require_challenge: bool,
@@ -179,6 +182,7 @@ impl Default for Auth {
         Auth {
             allow_static: false,
             max_clock_skew_s: 300,
+            known_keys: 4096,
             require_challenge: false,
             challenge_domain: "flytrap".into(),
             challenge_ttl_s: 30,

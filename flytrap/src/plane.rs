@@ -107,6 +107,7 @@ impl Plane {
             AuthzConfig {
                 allow_static: c.auth.allow_static,
                 max_clock_skew_s: c.auth.max_clock_skew_s,
+                known_keys: c.auth.known_keys,
                 require_challenge: c.auth.require_challenge,
                 challenge: ChallengeConfig {
                     domain: c.auth.challenge_domain.clone(),

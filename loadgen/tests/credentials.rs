@@ -12,7 +12,7 @@ fn verify(bytes: &[u8], version: Version, now: u64) -> Result<String, String> {
     let Packet::Connect(connect) = Packet::decode(&frame, version).unwrap() else {
         panic!("not a CONNECT")
     };
-    Verifier::new(false, 30)
+    Verifier::new(false, 30, 0)
         .verify(&connect, now)
         .map(|id| lower_hex(&id.address))
         .map_err(|e| e.to_string())

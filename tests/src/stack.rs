@@ -124,6 +124,7 @@ impl Stack {
             AuthzConfig {
                 allow_static: false,
                 max_clock_skew_s: 300,
+                known_keys: 4096,
                 require_challenge: opts.require_challenge,
                 challenge: flytrap_authz::challenge::ChallengeConfig {
                     domain: "flytrap.test".into(),

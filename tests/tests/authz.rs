@@ -88,6 +88,8 @@ fn signed_connect_and_its_failures() {
         connect_signed(addr, &key, "dev-1").1,
         Some(ReasonCode::SUCCESS)
     );
+    // From here on the shard knows the key: the signatures below, good and bad, are checked
+    // against it (auth.known_keys) rather than recovered.
     // No credentials.
     let mut plain = Vec::new();
     flytrap_proto::Connect {
