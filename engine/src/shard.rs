@@ -135,6 +135,9 @@ fn bind_group(
             .map_err(err)?;
         s.set_reuse_address(true).map_err(err)?;
         s.set_reuse_port(true).map_err(err)?;
+        // Accepted sockets inherit TCP_NODELAY from their listener (Linux): set once here,
+        // not once per client.
+        s.set_nodelay(true).map_err(err)?;
         s.bind(&local.into()).map_err(err)?;
         s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))
             .map_err(err)?;
@@ -449,7 +452,6 @@ async fn admit<A: Authorizer>(
             return None;
         }
     };
-    let _ = stream.set_nodelay(true);
     ctx.metrics.active.fetch_add(1, Ordering::Relaxed);
     let info = ConnectInfo { peer, tls };
     let client = if tls {
@@ -537,5 +539,21 @@ async fn refuse_plain(
         let mut out = BytesMut::new();
         ConnAck::new(reason).encode(c.version, &mut out);
         let _ = futures_lite::io::AsyncWriteExt::write_all(&mut stream, &out).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accept path no longer sets TCP_NODELAY per client: it relies on the listener's
+    /// being inherited, which this checks on the running kernel.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let (addr, mut sockets) = bind_group("127.0.0.1:0".parse().unwrap(), 1, 16).unwrap();
+        let listener = std::net::TcpListener::from(sockets.remove(0));
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }
