@@ -297,12 +297,6 @@ impl Verifier {
         Ok(())
     }
 
-    /// The address that signed `hash` (always by recovery).
-    pub fn recover(&self, hash: &[u8; 32], signature: &[u8; 65]) -> Result<Address, IdentityError> {
-        self.recover_key(&Message::from_digest(*hash), signature)
-            .map(|key| address_of(&key))
-    }
-
     fn recover_key(
         &self,
         message: &Message,
