@@ -8,7 +8,8 @@
 #
 # 1. Latency: flytrap-bench connect opens fresh connections one at a time (a pause between
 #    them) and times CONNECT→CONNACK; the TCP connect and TLS handshake come first, outside
-#    the clock. Medians over rounds of p50 and p99.
+#    the clock. Medians over rounds of p50 and p99. Then each FlyTrap's /metrics: the mean
+#    time its CONNECTs spent in each phase on the shard.
 # 2. Connection storm: loadgen's connect scenario, N clients at a ramp above what one core
 #    carries, all connected at once (hold 0); the proxy's CPU time per CONNECT gives the
 #    CONNECTs per second one proxy core carries, next to the rate the client saw.
@@ -39,8 +40,18 @@ declare -A port tls_port pid
 port[direct]=$broker; tls_port[direct]=$broker_tls; pid[direct]=${pids[0]}
 port[haproxy]=$haproxy_port; tls_port[haproxy]=$haproxy_tls; pid[haproxy]=$haproxy_pid
 
-# pool_toml NAME POOL_MAX: appends the pool setting to $work/NAME.toml.
-pool_toml() { printf 'pool_max = %s\npool_min = %s\n' "$2" "$(( $2 > 0 ? 2 : 0 ))" >>"$work/$1.toml"; }
+# Each FlyTrap serves /metrics: after the latency rounds its phase histograms
+# (flytrap_connect_phase_seconds) say where its CONNECTs spent their time on the shard.
+declare -A metrics_port
+# start_target NAME POOL_MAX: puts the pool settings under [broker] in $work/NAME.toml, adds
+# [metrics], and starts that FlyTrap on CPU 1.
+start_target() {
+  local name=$1 pool=$2
+  metrics_port[$name]=$(free_port)
+  sed -i "s/^\[broker\]$/[broker]\npool_max = $pool\npool_min = $(( pool > 0 ? 2 : 0 ))/" "$work/$name.toml"
+  printf '[metrics]\nlisten = "127.0.0.1:%s"\n' "${metrics_port[$name]}" >>"$work/$name.toml"
+  start_flytrap 1 "$name" "${port[$name]}"; pid[$name]=$flytrap_pid; wait_port "${tls_port[$name]}"
+}
 
 for pool in 0 64; do
   name=flytrap; [ "$pool" = 0 ] && name=flytrap-nopool
@@ -58,33 +69,27 @@ key = "$work/key.pem"
 [broker]
 address = "127.0.0.1:$broker"
 CONF
-  pool_toml "$name" "$pool"
-  start_flytrap 1 "$name" "${port[$name]}"; pid[$name]=$flytrap_pid; wait_port "${tls_port[$name]}"
+  start_target "$name" "$pool"
 done
 
 # The chain: anvil with the contract (CONNECTs are checked by signature; no grant needed).
 start_chain 0
 $bin/flytrap key new --out "$work/client.key" >/dev/null
+# chain_target NAME TTL POOL_MAX [TOML]: a chain FlyTrap, permission cache ttl TTL, TOML added.
+chain_target() {
+  port[$1]=$(free_port); tls_port[$1]=$(free_port)
+  chain_toml "$1" "$broker" "${port[$1]}" "${tls_port[$1]}" "$2"
+  printf '%b' "${4:-}" >>"$work/$1.toml"
+  start_target "$1" "$3"
+}
 for v in warm cold; do
-  for pool in 0 64; do
-    name=flytrap-$v; [ "$pool" = 0 ] && name=flytrap-$v-nopool
-    port[$name]=$(free_port); tls_port[$name]=$(free_port)
-    ttl=$([ $v = warm ] && echo 300 || echo 0)
-    chain_toml "$name" "$broker" "${port[$name]}" "${tls_port[$name]}" "$ttl"
-    # chain_toml ends with [cache] and [spool]: the pool keys go in their own [broker] lines.
-    sed -i "s/^\[broker\]$/[broker]\npool_max = $pool\npool_min = $(( pool > 0 ? 2 : 0 ))/" "$work/$name.toml"
-    start_flytrap 1 "$name" "${port[$name]}"; pid[$name]=$flytrap_pid; wait_port "${tls_port[$name]}"
-  done
+  ttl=$([ $v = warm ] && echo 300 || echo 0)
+  chain_target "flytrap-$v-nopool" "$ttl" 0
+  chain_target "flytrap-$v" "$ttl" 64
 done
-
 # auth.known_keys A/B: flytrap-warm knows the client's key after its first CONNECT and verifies
 # against it; flytrap-warm-recover (auth.known_keys = 0) recovers every signature.
-name=flytrap-warm-recover
-port[$name]=$(free_port); tls_port[$name]=$(free_port)
-chain_toml "$name" "$broker" "${port[$name]}" "${tls_port[$name]}" 300
-sed -i "s/^\[broker\]$/[broker]\npool_max = 64\npool_min = 2/" "$work/$name.toml"
-printf '[auth]\nknown_keys = 0\n' >>"$work/$name.toml"
-start_flytrap 1 "$name" "${port[$name]}"; pid[$name]=$flytrap_pid; wait_port "${tls_port[$name]}"
+chain_target flytrap-warm-recover 300 64 '[auth]\nknown_keys = 0\n'
 
 targets=(direct haproxy flytrap-nopool flytrap flytrap-warm-nopool flytrap-warm flytrap-warm-recover
   flytrap-cold-nopool flytrap-cold)
@@ -101,6 +106,13 @@ for r in $(seq "$rounds"); do
       --samples "$samples" --warmup 10 --label "$t-tls" "${key[@]}" >>"$out/connect-$t-tls.jsonl"
   done
   echo "latency round $r/$rounds done" >&2
+done
+
+# Where the CONNECTs of the latency rounds spent their time on each FlyTrap's shard.
+for t in "${targets[@]}"; do
+  [[ $t == flytrap* ]] || continue
+  curl -s "http://127.0.0.1:${metrics_port[$t]}/metrics" | grep '^flytrap_connect_phase_seconds_' \
+    >"$out/phases-$t.txt" || true
 done
 
 # 2. Connection storm: N clients at 20,000/s, the proxy's CPU time per CONNECT.
@@ -147,6 +159,42 @@ for mode, suffix in [("TCP", ""), ("TLS", "-tls")]:
         r50 = f"{a50 / h50:.2f}" if h50 > 0 and t.startswith("flytrap") else ""
         r99 = f"{a99 / h99:.2f}" if h99 > 0 and t.startswith("flytrap") else ""
         print(f"| {t} | {p50[t]} | {p99[t]} | {a50:+} | {a99:+} | {r50} | {r99} |")
+print("\nWhere FlyTrap's CONNECTs spent their time on the shard (flytrap_connect_phase_seconds over every")
+print("CONNECT of the latency rounds, TCP and TLS, warm-ups included: p50 interpolated in its histogram")
+print("bucket / mean, µs; the wake-ups between the processes are in no phase)\n")
+print("| target | authenticate | broker connection | broker answer |")
+print("|---|---:|---:|---:|")
+def phase_stats(path, phase):
+    buckets, total, count = [], 0.0, 0
+    label = f'phase="{phase}"'
+    try:
+        lines = open(path).read().split("\n")
+    except FileNotFoundError:
+        return ""
+    for line in lines:
+        if label not in line:
+            continue
+        name, v = line.rsplit(" ", 1)
+        if "_bucket" in name and 'le="+Inf"' not in name:
+            buckets.append((float(name.split('le="')[1].rstrip('"}')) * 1e6, float(v)))
+        elif "_sum" in name:
+            total = float(v)
+        elif "_count" in name:
+            count = int(float(v))
+    if not count:
+        return ""
+    lo, below = 0.0, 0.0
+    p50 = float("nan")
+    for le, cum in buckets:
+        if cum >= count / 2:
+            p50 = lo + (le - lo) * (count / 2 - below) / max(cum - below, 1)
+            break
+        lo, below = le, cum
+    return f"{p50:.0f} / {total / count * 1e6:.1f}"
+for t in targets[2:]:
+    path = os.path.join(out, f"phases-{t}.txt")
+    cells = [phase_stats(path, p) for p in ("authenticate", "broker_connection", "broker_answer")]
+    print(f"| {t} | " + " | ".join(cells) + " |")
 print(f"\nConnection storm: {storm} clients at 20,000/s, all held until the end (loadgen connect)\n")
 print("| target | mode | CONNACK 0 | errors | client-side CONNECTs/s | connect p50 ms | p99 ms | server CPU µs/CONNECT | CONNECTs/s per server core |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -13,6 +13,7 @@ use futures_lite::future;
 
 use crate::authz::{Authorizer, ConnectInfo};
 use crate::io::{BrokerStream, ClientStream, Reader, Writer, split};
+use crate::metrics::ConnectPhase;
 use crate::pump::{Ctx, End, Shared};
 use crate::shard::ShardCtx;
 
@@ -119,6 +120,7 @@ async fn establish<A: Authorizer>(
                 return None;
             }
         };
+    let read_at = Instant::now();
     let connect = match Packet::decode(&frame, Version::V5) {
         Ok(Packet::Connect(c)) => c,
         Ok(_) => {
@@ -164,6 +166,11 @@ async fn establish<A: Authorizer>(
             exchange.run(&mut rd, &client, &mut buf, framer).await
         }
     };
+    let authenticated_at = Instant::now();
+    metrics.connect_phase(
+        ConnectPhase::Authenticate,
+        authenticated_at.duration_since(read_at),
+    );
     let session = match authenticated {
         Ok(s) => s,
         Err(Some(reason)) => {
@@ -192,6 +199,11 @@ async fn establish<A: Authorizer>(
         }
     };
     let (mut brd, broker) = split(broker);
+    let connected_at = Instant::now();
+    metrics.connect_phase(
+        ConnectPhase::BrokerConnection,
+        connected_at.duration_since(authenticated_at),
+    );
 
     // 4. The CONNECT, without the proxy's credentials.
     let mut rewritten = BytesMut::with_capacity(frame.len());
@@ -220,6 +232,7 @@ async fn establish<A: Authorizer>(
     drop(pending);
     let broker_buf = match answer {
         Ok(Ok(first)) => {
+            metrics.connect_phase(ConnectPhase::BrokerAnswer, connected_at.elapsed());
             // Handed to the relay as it came, so the pump sees the CONNACK (alias maximum);
             // after an AUTH exchange, with the client's Authentication Method added.
             let mut b = BytesMut::with_capacity(first.len() + from_broker.len() + 32);
@@ -247,9 +260,7 @@ async fn establish<A: Authorizer>(
         })
         .unwrap_or(0);
     let keep_alive = connect.keep_alive;
-    metrics
-        .connect_latency
-        .observe_us(accepted_at.elapsed().as_micros() as u64);
+    metrics.connect_latency.observe(accepted_at.elapsed());
     // The relay forwards the CONNACK on its first poll, before this task next waits; the
     // pool's replacement dials run after that.
     shard.brokers.replenish(index);

@@ -4,30 +4,34 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use flytrap_proto::PacketType;
 
 /// Upper bounds (µs) of the latency histogram buckets.
-pub const LATENCY_BUCKETS_US: [u64; 12] = [
-    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000,
+/// Fine from 1 to 100 µs, where a CONNECT's phases on loopback fall.
+pub const LATENCY_BUCKETS_US: [u64; 18] = [
+    1, 5, 10, 20, 30, 40, 50, 75, 100, 150, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000,
 ];
 
 /// A latency histogram with fixed buckets.
 #[derive(Debug, Default)]
 pub struct Histogram {
     buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
-    sum_us: AtomicU64,
+    /// In nanoseconds: the sum of sub-microsecond phases stays exact.
+    sum_ns: AtomicU64,
 }
 
 impl Histogram {
     /// Records one observation.
-    pub fn observe_us(&self, us: u64) {
+    pub fn observe(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let i = LATENCY_BUCKETS_US
             .iter()
-            .position(|&b| us <= b)
+            .position(|&b| ns <= b * 1_000)
             .unwrap_or(LATENCY_BUCKETS_US.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 }
 
@@ -89,6 +93,8 @@ pub struct ShardMetrics {
     pub ended: [AtomicU64; Ended::ALL.len()],
     /// Accept to CONNACK sent to the client.
     pub connect_latency: Histogram,
+    /// The parts of the CONNECT's path the proxy waits on, by [`ConnectPhase`].
+    pub connect_phases: [Histogram; ConnectPhase::ALL.len()],
     /// Time spent waiting for a pending authorisation answer.
     pub authz_wait: Histogram,
 }
@@ -135,6 +141,39 @@ impl Ended {
     }
 }
 
+/// A part of a CONNECT's way to its CONNACK, timed on the shard
+/// (`flytrap_connect_phase_seconds`): is a slow CONNECT the proxy's or the broker's?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectPhase {
+    /// The CONNECT read → authenticated or refused: decoding, the signature, the replay cache
+    /// and the will's check; with enhanced authentication, the whole AUTH exchange.
+    Authenticate,
+    /// Authenticated → a broker connection in hand: one from the pool, or a dial (and its TLS
+    /// handshake).
+    BrokerConnection,
+    /// A broker connection in hand → the broker's first answer read: the CONNECT's rewrite and
+    /// write, and the broker's own time.
+    BrokerAnswer,
+}
+
+impl ConnectPhase {
+    /// Every phase, in the order of [`ShardMetrics::connect_phases`].
+    pub const ALL: [ConnectPhase; 3] = [
+        ConnectPhase::Authenticate,
+        ConnectPhase::BrokerConnection,
+        ConnectPhase::BrokerAnswer,
+    ];
+
+    /// The `phase` label of `flytrap_connect_phase_seconds`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectPhase::Authenticate => "authenticate",
+            ConnectPhase::BrokerConnection => "broker_connection",
+            ConnectPhase::BrokerAnswer => "broker_answer",
+        }
+    }
+}
+
 fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
@@ -158,6 +197,11 @@ impl ShardMetrics {
     /// Counts a relayed session's end.
     pub fn ended(&self, cause: Ended) {
         inc(&self.ended[cause as usize]);
+    }
+
+    /// Records how long a CONNECT spent in `phase`.
+    pub fn connect_phase(&self, phase: ConnectPhase, d: Duration) {
+        self.connect_phases[phase as usize].observe(d);
     }
 }
 
@@ -206,6 +250,53 @@ impl Metrics {
             .iter()
             .map(|s| f(s).load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// One histogram's buckets, sum and count, summed over shards; `labels` (`k="v"`, or
+    /// empty) go before `le`.
+    fn render_histogram(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        f: impl Fn(&ShardMetrics) -> &Histogram,
+    ) {
+        let (sep, braces) = if labels.is_empty() {
+            ("", String::new())
+        } else {
+            (",", format!("{{{labels}}}"))
+        };
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS_US
+            .iter()
+            .map(Some)
+            .chain([None])
+            .enumerate()
+        {
+            cumulative += self
+                .shards
+                .iter()
+                .map(|s| f(s).buckets[i].load(Ordering::Relaxed))
+                .sum::<u64>();
+            let le = match bound {
+                Some(us) => (*us as f64 / 1e6).to_string(),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum: u64 = self
+            .shards
+            .iter()
+            .map(|s| f(s).sum_ns.load(Ordering::Relaxed))
+            .sum();
+        let _ = writeln!(
+            out,
+            "{name}_sum{braces} {}\n{name}_count{braces} {cumulative}",
+            sum as f64 / 1e9
+        );
     }
 
     /// The Prometheus text exposition of every metric.
@@ -388,41 +479,18 @@ impl Metrics {
         ];
         for (name, help, f) in histograms {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            let mut cumulative = 0;
-            for (i, bound) in LATENCY_BUCKETS_US
-                .iter()
-                .map(Some)
-                .chain([None])
-                .enumerate()
-            {
-                cumulative += self
-                    .shards
-                    .iter()
-                    .map(|s| f(s).buckets[i].load(Ordering::Relaxed))
-                    .sum::<u64>();
-                match bound {
-                    Some(us) => {
-                        let _ = writeln!(
-                            out,
-                            "{name}_bucket{{le=\"{}\"}} {cumulative}",
-                            *us as f64 / 1e6
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-                    }
-                }
-            }
-            let sum: u64 = self
-                .shards
-                .iter()
-                .map(|s| f(s).sum_us.load(Ordering::Relaxed))
-                .sum();
-            let _ = writeln!(
-                out,
-                "{name}_sum {}\n{name}_count {cumulative}",
-                sum as f64 / 1e6
-            );
+            self.render_histogram(&mut out, name, "", f);
+        }
+        let name = "flytrap_connect_phase_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Parts of the way from CONNECT to CONNACK, by phase.\n# TYPE {name} histogram"
+        );
+        for phase in ConnectPhase::ALL {
+            let label = format!("phase=\"{}\"", phase.label());
+            self.render_histogram(&mut out, name, &label, move |s| {
+                &s.connect_phases[phase as usize]
+            });
         }
         out
     }
@@ -468,11 +536,39 @@ mod tests {
         m.shard(0).inc(|s| &s.accepted);
         m.shard(1).inc(|s| &s.accepted);
         m.shard(1).packet_in(PacketType::Publish);
-        m.shard(0).connect_latency.observe_us(40);
+        m.shard(0)
+            .connect_latency
+            .observe(Duration::from_micros(40));
+        m.shard(1)
+            .connect_phase(ConnectPhase::Authenticate, Duration::from_nanos(600));
+        m.shard(0)
+            .connect_phase(ConnectPhase::Authenticate, Duration::from_micros(30));
         let text = m.render();
         assert!(text.contains("flytrap_connections_accepted_total 2\n"));
         assert!(text.contains("flytrap_packets_received_total{type=\"PUBLISH\"} 1\n"));
         assert!(text.contains("flytrap_connect_seconds_bucket{le=\"0.00005\"} 1\n"));
         assert!(text.contains("flytrap_connect_seconds_count 1\n"));
+        assert!(text.contains("flytrap_connect_seconds_sum 0.00004\n"));
+        // Phases: labelled, summed over shards, sums exact below a microsecond.
+        let phase = "flytrap_connect_phase_seconds";
+        assert!(text.contains(&format!(
+            "{phase}_bucket{{phase=\"authenticate\",le=\"0.000001\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "{phase}_bucket{{phase=\"authenticate\",le=\"0.00002\"}} 1\n"
+        )));
+        // A bucket's bound is inclusive.
+        assert!(text.contains(&format!(
+            "{phase}_bucket{{phase=\"authenticate\",le=\"0.00003\"}} 2\n"
+        )));
+        assert!(text.contains(&format!(
+            "{phase}_sum{{phase=\"authenticate\"}} 0.0000306\n"
+        )));
+        assert!(text.contains(&format!("{phase}_count{{phase=\"authenticate\"}} 2\n")));
+        assert!(text.contains(&format!("{phase}_count{{phase=\"broker_answer\"}} 0\n")));
+        assert_eq!(
+            text.matches(&format!("# TYPE {phase} histogram")).count(),
+            1
+        );
     }
 }

@@ -149,9 +149,7 @@ async fn resolve<T>(check: Check<T>, metrics: &ShardMetrics) -> T {
         Check::Pending(f) => {
             let t = Instant::now();
             let v = f.await;
-            metrics
-                .authz_wait
-                .observe_us(t.elapsed().as_micros() as u64);
+            metrics.authz_wait.observe(t.elapsed());
             v
         }
     }

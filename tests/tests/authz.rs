@@ -150,6 +150,21 @@ fn signed_connect_and_its_failures() {
         b"\x20\x02\x00\x04",
         "wrong password: return code 4"
     );
+    // Every CONNECT was timed through authentication, the three accepted ones through the
+    // broker's phases too, all before their CONNACKs left.
+    let text = s.proxy.engine().metrics().render();
+    let phase = |name: &str, part: &str| -> f64 {
+        let prefix = format!("flytrap_connect_phase_seconds_{part}{{phase=\"{name}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    assert_eq!(phase("authenticate", "count"), 8.0);
+    assert_eq!(phase("broker_connection", "count"), 3.0);
+    assert_eq!(phase("broker_answer", "count"), 3.0);
+    for name in ["authenticate", "broker_connection", "broker_answer"] {
+        assert!(phase(name, "sum") > 0.0, "{name}: no time recorded");
+    }
 }
 
 #[test]
