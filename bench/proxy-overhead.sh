@@ -16,6 +16,9 @@
 #
 #   bench/proxy-overhead.sh [ROUNDS] [SAMPLES]      (defaults: 5 rounds of 20000 samples)
 #   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default: unset)
+#   DEFAULTS=1 UNPINNED=1 bench/proxy-overhead.sh   (both proxies with their default threads:
+#                                                    FlyTrap a pinned shard per CPU, HAProxy a
+#                                                    thread per CPU; see proxy_cores in lib.sh)
 #   BASE_BIN=path/to/flytrap bench/proxy-overhead.sh ...   (A/B: "flytrap-base", that binary
 #                                                    with the default configuration, replaces
 #                                                    "flytrap-sleep")
@@ -48,7 +51,7 @@ haproxy_pid=${pids[-1]}
 flytrap_conf() { # NAME TCP TLS SPIN_US
   cat >"$work/$1.toml" <<CONF
 [engine]
-cores = 1
+cores = $(proxy_cores)
 ${4:+spin_us = $4}
 [authz]
 allow_all = true
@@ -121,7 +124,8 @@ done
 
 placement="client on CPU 0; mosquitto and the proxy on CPU 1"
 [ "${UNPINNED:-0}" = 1 ] && placement="nothing pinned (FlyTrap's one shard on two CPUs unpinned by the engine.pin default)"
-machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} SPIN_US=$spin_us BASE_BIN=${BASE_BIN:-} bench/proxy-overhead.sh $rounds $samples" "$placement"
+[ "${UNPINNED:-0}${DEFAULTS:-0}" = 11 ] && placement="nothing pinned by taskset; FlyTrap a pinned shard per CPU (cores = 0), HAProxy a thread per CPU"
+machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} DEFAULTS=${DEFAULTS:-0} SPIN_US=$spin_us BASE_BIN=${BASE_BIN:-} bench/proxy-overhead.sh $rounds $samples" "$placement"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 
 python3 - "$out" "$alt" <<'PY' | tee "$out/summary.md"
