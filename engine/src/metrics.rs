@@ -93,6 +93,9 @@ pub struct ShardMetrics {
     pub ended: [AtomicU64; Ended::ALL.len()],
     /// Accept to CONNACK sent to the client.
     pub connect_latency: Histogram,
+    /// Client TLS handshakes that succeeded, from their start (the handshake slot taken) to
+    /// done: the client's round trips and the proxy's work.
+    pub tls_handshake: Histogram,
     /// The parts of the CONNECT's path the proxy waits on, by [`ConnectPhase`].
     pub connect_phases: [Histogram; ConnectPhase::ALL.len()],
     /// Time spent waiting for a pending authorisation answer.
@@ -467,10 +470,15 @@ impl Metrics {
             let v: u64 = self.sum(|s| &s.ended[cause as usize]);
             let _ = writeln!(out, "{name}{{cause=\"{}\"}} {v}", cause.label());
         }
-        let histograms: [HistogramRow; 2] = [
+        let histograms: [HistogramRow; 3] = [
             ("flytrap_connect_seconds", "Accept to CONNACK.", |s| {
                 &s.connect_latency
             }),
+            (
+                "flytrap_tls_handshake_seconds",
+                "Client TLS handshakes that succeeded, start to done.",
+                |s| &s.tls_handshake,
+            ),
             (
                 "flytrap_authz_wait_seconds",
                 "Waits for pending authorisation answers.",

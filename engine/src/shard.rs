@@ -459,6 +459,7 @@ async fn admit<A: Authorizer>(
         match config {
             Some(config) => {
                 let in_flight = InFlight::start(&ctx.metrics);
+                let started = Instant::now();
                 let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
                 let done = match glommio::timer::timeout(ctx.config.connect_timeout, async {
                     Ok(accept.await)
@@ -467,6 +468,7 @@ async fn admit<A: Authorizer>(
                 {
                     Ok(Ok(s)) => {
                         ctx.metrics.inc(|m| &m.tls_handshakes);
+                        ctx.metrics.tls_handshake.observe(started.elapsed());
                         Some(Stream::Tls(Box::new(s)))
                     }
                     _ => {

@@ -113,4 +113,20 @@ fn handshakes_beyond_the_bound_wait_in_the_accept_queue_and_all_succeed() {
     assert_eq!(metric(&metrics, "flytrap_tls_handshake_failures_total"), 0);
     assert_eq!(metric(&metrics, "flytrap_tls_handshakes_in_flight_max"), 2);
     assert_eq!(metric(&metrics, "flytrap_tls_handshakes_in_flight"), 0);
+    // Every handshake timed from its start: the two holders' took their silence (over
+    // 500 ms), beyond the last finite bucket (250 ms).
+    assert_eq!(metric(&metrics, "flytrap_tls_handshake_seconds_count"), 22);
+    let text = metrics.render();
+    let within_250ms: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("flytrap_tls_handshake_seconds_bucket{le=\"0.25\"} ")?
+                .parse()
+                .ok()
+        })
+        .expect("the 250 ms bucket");
+    assert!(
+        within_250ms <= 20,
+        "{within_250ms} handshakes within 250 ms"
+    );
 }
