@@ -8,8 +8,8 @@
 #
 # 1. Latency: flytrap-bench connect opens fresh connections one at a time (a pause between
 #    them) and times CONNECT→CONNACK; the TCP connect and TLS handshake come first, outside
-#    the clock. Medians over rounds of p50 and p99. Then each FlyTrap's /metrics: the mean
-#    time its CONNECTs spent in each phase on the shard.
+#    the clock. Medians over rounds of p50 and p99. Then each FlyTrap's /metrics: the time its
+#    CONNECTs spent in each phase on the shard (p50 within a histogram bucket, and mean).
 # 2. Connection storm: loadgen's connect scenario, N clients at a ramp above what one core
 #    carries, all connected at once (hold 0); the proxy's CPU time per CONNECT gives the
 #    CONNECTs per second one proxy core carries, next to the rate the client saw.
@@ -161,7 +161,7 @@ for mode, suffix in [("TCP", ""), ("TLS", "-tls")]:
         print(f"| {t} | {p50[t]} | {p99[t]} | {a50:+} | {a99:+} | {r50} | {r99} |")
 print("\nWhere FlyTrap's CONNECTs spent their time on the shard (flytrap_connect_phase_seconds over every")
 print("CONNECT of the latency rounds, TCP and TLS, warm-ups included: p50 interpolated in its histogram")
-print("bucket / mean, µs; the wake-ups between the processes are in no phase)\n")
+print("bucket / mean, µs; the client's wake-up of the proxy and the CONNACK's way back are in no phase)\n")
 print("| target | authenticate | broker connection | broker answer |")
 print("|---|---:|---:|---:|")
 def phase_stats(path, phase):

@@ -71,10 +71,11 @@ on_cpu() {
   if [ "${UNPINNED:-0}" = 1 ]; then exec "$@"; else exec taskset -c "$cpu" "$@"; fi
 }
 
-# proxy_cores: the threads each proxy gets. 1 (FlyTrap `cores = 1`, HAProxy `nbthread 1`), or
-# with DEFAULTS=1 both proxies' defaults: FlyTrap a shard per CPU it may use (`cores = 0`; the
-# shards cover the CPUs, so they are pinned and spin), HAProxy a thread per CPU (no nbthread).
-proxy_cores() { if [ "${DEFAULTS:-0}" = 1 ]; then echo 0; else echo 1; fi; }
+# The threads each proxy started here gets: 1 (FlyTrap `cores = 1`, HAProxy `nbthread 1`), or
+# 0 for both proxies' defaults: FlyTrap a shard per CPU it may use (`cores = 0`; the shards
+# cover the CPUs, so they are pinned and spin), HAProxy a thread per CPU (no nbthread). A
+# script that offers the choice sets it (proxy-overhead.sh, DEFAULTS=1) before starting them.
+proxy_cores=1
 
 # start_haproxy CPU "FRONT:BACK[:tls]" ...: TCP mode, one thread, a frontend per pair; with
 # ":tls" HAProxy terminates TLS on FRONT itself ($work/cert.pem + key.pem, from make_cert)
@@ -84,7 +85,7 @@ start_haproxy() {
   local conf="$work/haproxy-$RANDOM.cfg"
   {
     printf 'global\n'
-    if [ "$(proxy_cores)" = 1 ]; then printf '  nbthread 1\n'; fi
+    if [ "$proxy_cores" = 1 ]; then printf '  nbthread 1\n'; fi
     printf '  maxconn 9900\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n'
     for pair in "$@"; do
       local front=${pair%%:*} rest=${pair#*:} ssl=""
@@ -119,7 +120,7 @@ start_chain() {
 chain_toml() {
   local name=$1 broker=$2 tcp=$3 tls=$4 ttl=$5 spin=${6:-}
   {
-    printf '[engine]\ncores = %s\n' "$(proxy_cores)"
+    printf '[engine]\ncores = %s\n' "$proxy_cores"
     if [ -n "$spin" ]; then printf 'spin_us = %s\n' "$spin"; fi
     printf '[listen]\ntcp = "127.0.0.1:%s"\n' "$tcp"
     if [ -n "$tls" ]; then

@@ -28,6 +28,7 @@ source "$(dirname "$0")/lib.sh"
 rounds=${1:-5}
 samples=${2:-20000}
 spin_us=${SPIN_US:-}
+if [ "${DEFAULTS:-0}" = 1 ]; then proxy_cores=0; fi
 # The second allow-all FlyTrap: sleeping at once, or (BASE_BIN) another build as configured.
 alt=flytrap-sleep; alt_bin=; alt_spin=0
 if [ -n "${BASE_BIN:-}" ]; then alt=flytrap-base; alt_bin=$BASE_BIN; alt_spin=$spin_us; fi
@@ -51,7 +52,7 @@ haproxy_pid=${pids[-1]}
 flytrap_conf() { # NAME TCP TLS SPIN_US
   cat >"$work/$1.toml" <<CONF
 [engine]
-cores = $(proxy_cores)
+cores = $proxy_cores
 ${4:+spin_us = $4}
 [authz]
 allow_all = true
