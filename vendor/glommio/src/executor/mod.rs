@@ -1349,20 +1349,25 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    /// Runs task queues until they are empty (false: idle) or a preemption signal is pending
+    /// (true: come back after polling the rings).
     fn run_task_queues(&self) -> bool {
-        let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // FlyTrap patch 10: a preemption signal is pending (a completion on the
+                // latency ring: its timer, or the eventfd a remote notifier or the throughput
+                // timer wrote). That says nothing about whether tasks wait to run, so report
+                // work: the caller then polls the rings, which clears the signal, and comes
+                // back. Upstream returned whether a task had run, false if none had yet, and
+                // the caller took that for idle and could park with runnable tasks queued: a
+                // lost wake-up.
+                return true;
             }
             if !self.run_one_task_queue() {
                 return false;
-            } else {
-                ran = true;
             }
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

@@ -334,6 +334,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // FlyTrap patch 9: pairs with the fence after `prepare_to_sleep` in `Reactor::wait`.
+        // Whatever the caller queued before this call is either seen by the sleeper's sweep
+        // or followed by the eventfd write below.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

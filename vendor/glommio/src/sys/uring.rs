@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -1892,10 +1892,14 @@ impl Reactor {
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // FlyTrap patch 9: a full fence, paired with the one in `SleepNotifier::notify`,
+            // instead of upstream's `membarrier::heavy()` (`MEMBARRIER_CMD_PRIVATE_EXPEDITED`,
+            // see https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/). Either
+            // the notifier sees `should_notify` set and writes the eventfd, or the remote
+            // channels swept below see what it queued. The system call IPIs every vCPU that
+            // runs another thread of the process — a sibling shard that is spinning — and
+            // costs that shard and this one about 10 µs on a VM; the fences cost nanoseconds.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
