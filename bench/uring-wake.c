@@ -52,6 +52,10 @@ struct sh { volatile int writer_cpu; long mid_wakes, mid_same, mid_cpu_ns, end_c
 static long cpu_ns(void) { struct timespec t; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); return t.tv_sec * 1000000000L + t.tv_nsec; }
 
 int main(int argc, char **argv) {
+  if (argc < 3 || atoi(argv[1]) < 0 || atoi(argv[1]) > 4 || atoi(argv[2]) < 1) {
+    fprintf(stderr, "usage: uring-wake MODE(0-4) ROUND_TRIPS [pin]\n");
+    return 64;
+  }
   int mode = atoi(argv[1]), n = atoi(argv[2]), pin = argc > 3;
   struct sh *sh = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   long *rtt = malloc(n * sizeof(long));
@@ -84,7 +88,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2 * n; i++) {
       int fd;
       if (mode == 0) { struct epoll_event ev; while (epoll_wait(ep, &ev, 1, -1) != 1) ; fd = ev.data.fd; }
-      else { struct io_uring_cqe *cq; io_uring_submit_and_wait(&ring, 1); while (io_uring_peek_cqe(&ring, &cq)) io_uring_wait_cqe(&ring, &cq); fd = (int)(long)io_uring_cqe_get_data(cq); io_uring_cqe_seen(&ring, cq);
+      else { struct io_uring_cqe *cq; io_uring_submit_and_wait(&ring, 1); if (io_uring_wait_cqe(&ring, &cq)) exit(4); fd = (int)(long)io_uring_cqe_get_data(cq); io_uring_cqe_seen(&ring, cq);
              struct io_uring_sqe *q = io_uring_get_sqe(&ring); io_uring_prep_poll_add(q, fd, POLLIN); io_uring_sqe_set_data(q, (void *)(long)fd); }
       int me = sched_getcpu(); sh->mid_wakes++; sh->mid_same += me == sh->writer_cpu;
       if (read(fd, b, 1) != 1) exit(2);
