@@ -453,12 +453,21 @@ fn transmute_error(res: io::Result<u32>) -> io::Result<usize> {
         })
 }
 
+/// FlyTrap patch 11: whether a source's queued, submitted and fulfilled times are ever read.
+/// Only file I/O collects latency; upstream read the clock three times for every operation,
+/// a network poll included, and dropped the readings.
+fn collects_latency(src: &InnerSource) -> bool {
+    src.stats_collection.is_some_and(|s| s.latency.is_some())
+}
+
 fn record_stats<Ring: UringCommon>(
     ring: &mut Ring,
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    if collects_latency(src) {
+        src.wakers.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -504,7 +513,6 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    now: Instant,
 ) -> SmallVec<[UringDescriptor; 1]> {
     queue
         .drain(chain)
@@ -512,7 +520,9 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    if collects_latency(&x) {
+                        x.wakers.submitted_at = Some(Instant::now());
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -658,6 +668,11 @@ pub(crate) trait UringCommon {
         true
     }
 
+    /// FlyTrap patch 11: nothing queued and nothing in flight: `poll` has nothing to do.
+    fn idle(&self) -> bool {
+        false
+    }
+
     fn consume_sqe_queue(
         &mut self,
         queue: &mut VecDeque<UringDescriptor>,
@@ -736,6 +751,9 @@ pub(crate) trait UringCommon {
     }
 
     fn poll(&mut self, woke: &mut usize) -> io::Result<()> {
+        if self.idle() {
+            return Ok(());
+        }
         self.consume_cancellation_queue()
             .or_else(Reactor::busy_ok)
             .or_else(Reactor::again_ok)
@@ -816,6 +834,12 @@ impl UringCommon for PollRing {
         self.submission_queue.borrow().is_empty() && !self.needs_kernel_enter()
     }
 
+    fn idle(&self) -> bool {
+        self.in_kernel == 0
+            && self.submission_queue.borrow().is_empty()
+            && self.waiting_kernel_submission() == 0
+    }
+
     fn waiting_kernel_submission(&self) -> usize {
         self.ring.sq().ready() as usize
     }
@@ -839,6 +863,11 @@ impl UringCommon for PollRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        // FlyTrap patch 11: nothing in flight, nothing to reap (this ring serves only
+        // polled storage I/O, which a network proxy never issues, yet every turn visits it).
+        if self.in_kernel == 0 {
+            return None;
+        }
         let source_map = self.source_map.clone();
         process_one_event(
             self.ring.peek_for_cqe(),
@@ -856,12 +885,15 @@ impl UringCommon for PollRing {
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
+        // FlyTrap patch 11: each flush visits every ring's two queues, most of them empty.
+        if queue.is_empty() {
+            return Some(false);
+        }
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -895,6 +927,10 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// FlyTrap patch 11: the poll that links the latency ring to this one, kept while it is
+    /// armed in the kernel (see `sleep`).
+    link: Option<Source>,
+    link_armed: bool,
 }
 
 impl SleepableRing {
@@ -915,6 +951,8 @@ impl SleepableRing {
             task_queue_stats: AHashMap::new(),
             source_map,
             in_kernel: 0,
+            link: None,
+            link_armed: false,
         })
     }
 
@@ -1046,12 +1084,35 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    /// FlyTrap patch 11: the poll on the latency ring's fd (`link_fd`) stays armed from one
+    /// sleep to the next until it fires, and a sleep while it is armed only waits. Upstream
+    /// armed a new poll (a new source, an SQE, a poll on the ring's wait queue) for every
+    /// sleep and dropped the source on waking without cancelling the poll, so that unfired
+    /// polls piled up on the latency ring until its next completion fired them all at once.
+    fn sleep(&mut self, link_fd: RawFd) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
+        if self.link_armed {
+            // The link is armed: wait for a completion, submitting nothing.
+            self.ring
+                .submit_sqes_and_wait(1)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+            return Ok(0);
+        }
+        let link = self.link.get_or_insert_with(|| {
+            Source::new(
+                IoRequirements::default(),
+                link_fd,
+                SourceType::LinkRings,
+                None,
+                None,
+            )
+        });
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1095,6 +1156,7 @@ impl SleepableRing {
             } else {
                 // The rings were linked, and we slept until a completion.
                 self.in_kernel += submitted;
+                self.link_armed = true;
                 Ok(1)
             }
         } else {
@@ -1165,11 +1227,22 @@ impl UringCommon for SleepableRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        // FlyTrap patch 11: an empty completion queue is told by one load of its tail, not
+        // by liburing's peek, which on an empty queue looks twice and checks for overflow.
+        // Overflowed completions are flushed by the next `io_uring_enter`, which every sleep
+        // makes.
+        if self.ring.cq().ready() == 0 {
+            return None;
+        }
         let source_map = self.source_map.clone();
-        process_one_event(
+        let link_fired = std::cell::Cell::new(false);
+        let consumed = process_one_event(
             self.ring.peek_for_cqe(),
             |source| match source.source_type {
-                SourceType::LinkRings => Some(()),
+                SourceType::LinkRings => {
+                    link_fired.set(true);
+                    Some(())
+                }
                 _ => None,
             },
             |mut src, res| {
@@ -1184,16 +1257,23 @@ impl UringCommon for SleepableRing {
         .map(|x| {
             self.in_kernel -= 1;
             x
-        })
+        });
+        if link_fired.get() {
+            self.link_armed = false;
+        }
+        consumed
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
+        // FlyTrap patch 11: each flush visits every ring's two queues, most of them empty.
+        if queue.is_empty() {
+            return Some(false);
+        }
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1735,14 +1815,7 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(self.link_fd).or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -2047,7 +2120,12 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    {
+        let mut inner = source.inner.borrow_mut();
+        if collects_latency(&inner) {
+            inner.wakers.queued_at = Some(Instant::now());
+        }
+    }
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 

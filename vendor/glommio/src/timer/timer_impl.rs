@@ -25,6 +25,9 @@ struct Inner {
     /// When this timer fires.
     when: Instant,
 
+    /// FlyTrap patch 11: the waker last registered with the reactor.
+    waker: Option<std::task::Waker>,
+
     reactor: Weak<Reactor>,
 }
 
@@ -101,6 +104,7 @@ impl Timer {
             inner: Rc::new(RefCell::new(Inner {
                 id: reactor.register_timer(),
                 is_charged: false,
+                waker: None,
                 when: Instant::now() + dur,
                 reactor: Rc::downgrade(&reactor),
             })),
@@ -114,6 +118,7 @@ impl Timer {
             inner: Rc::new(RefCell::new(Inner {
                 id,
                 is_charged: false,
+                waker: None,
                 when: Instant::now() + dur,
                 reactor: Rc::downgrade(&crate::executor().reactor()),
             })),
@@ -165,6 +170,17 @@ impl Future for Timer {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.inner.borrow_mut();
 
+        // FlyTrap patch 11: still registered, for this task: the reactor wakes it when due.
+        // A timer raced against other futures (`select`, `or`) is polled whenever they are,
+        // and upstream read the clock and removed and re-inserted it in the reactor's tree
+        // each time.
+        if inner.is_charged && inner.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            let registered = (inner.when, inner.id);
+            if inner.reactor.upgrade().unwrap().timer_exists(&registered) {
+                return Poll::Pending;
+            }
+        }
+
         if Instant::now() >= inner.when {
             // Deregister the timer from the reactor if needed
             inner.reactor.upgrade().unwrap().remove_timer(inner.id);
@@ -176,6 +192,7 @@ impl Future for Timer {
                 .upgrade()
                 .unwrap()
                 .insert_timer(inner.id, inner.when, cx.waker().clone());
+            inner.waker = Some(cx.waker().clone());
             inner.is_charged = true;
             Poll::Pending
         }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The floor for a proxy on this machine, side by side: closed-loop PUBLISH→PUBACK round trips
+# (`flytrap-bench rtt`) straight to Mosquitto, through HAProxy (TCP mode, one thread), through
+# a minimal C forwarder that waits with epoll or with io_uring (bench/fwd.c: no MQTT, nothing
+# but the copy), and through FlyTrap (allow-all, one shard) sleeping at once (`spin_us = 0`)
+# and as configured by default. Targets interleaved in each round; for each, p50, p99 and the
+# proxy's CPU per round trip (all its threads, from /proc/<pid>/task/*/schedstat: exact, not
+# sampled), split into user and system time (from the scheduler's ticks: ±10 %).
+#
+#   bench/floor.sh [ROUNDS] [ROUND_TRIPS]           (defaults 6, 30000)
+#   UNPINNED=1 bench/floor.sh ...                   nothing pinned (default: client CPU 0,
+#                                                   Mosquitto and every proxy CPU 1)
+#   BASE_BIN=path/to/flytrap bench/floor.sh ...     adds that build, sleeping at once, as
+#                                                   "flytrap-base" (A/B)
+#
+# Results: bench/results/floor-<UTC time>/ (runs.txt, summary.txt, machine.txt).
+source "$(dirname "$0")/lib.sh"
+rounds=${1:-6}
+trips=${2:-30000}
+[ "${UNPINNED:-0}" = 1 ] && placement="nothing pinned" || placement="client CPU 0; Mosquitto and the proxies CPU 1"
+
+build
+cargo build --locked --release -q -p flytrap-bench
+out="bench/results/floor-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+cp -r vendor/glommio/liburing "$work/liburing"
+(cd "$work/liburing" && ./configure >/dev/null && make -C src -s -j2 liburing.a >/dev/null)
+cc -O2 -Wall -o "$work/fwd" bench/fwd.c -I"$work/liburing/src/include" "$work/liburing/src/liburing.a"
+
+declare -A port pid
+broker=$(free_port)
+start_mosquitto 1 "$broker"; port[direct]=$broker; pid[direct]=${pids[-1]}
+port[haproxy]=$(free_port)
+start_haproxy 1 "${port[haproxy]}:$broker"; pid[haproxy]=${pids[-1]}
+for mode in epoll uring; do
+  port[c-$mode]=$(free_port)
+  on_cpu 1 "$work/fwd" "$mode" "${port[c-$mode]}" "$broker" & pids+=($!); pid[c-$mode]=$!
+  wait_port "${port[c-$mode]}"
+done
+targets="direct haproxy c-epoll c-uring"
+flytrap_target() {  # NAME EXE SPIN_LINE
+  port[$1]=$(free_port)
+  printf '[engine]\ncores = 1\n%s[authz]\nallow_all = true\n[listen]\ntcp = "127.0.0.1:%s"\n[broker]\naddress = "127.0.0.1:%s"\n' \
+    "$3" "${port[$1]}" "$broker" >"$work/$1.toml"
+  flytrap_exe=$2 start_flytrap 1 "$1" "${port[$1]}"; pid[$1]=$flytrap_pid
+  targets="$targets $1"
+}
+flytrap_target flytrap-sleep "$bin/flytrap" $'spin_us = 0\n'
+flytrap_target flytrap "$bin/flytrap" ""
+if [ -n "${BASE_BIN:-}" ]; then flytrap_target flytrap-base "$BASE_BIN" $'spin_us = 0\n'; fi
+
+# CPU of a process: "user_ticks system_ticks runtime_ns", all threads.
+cpu() {
+  cat /proc/"$1"/task/*/stat | awk '{u += $14; s += $15} END {printf "%d %d ", u, s}'
+  cat /proc/"$1"/task/*/schedstat | awk '{t += $1} END {printf "%.0f\n", t}'
+}
+client() { if [ "${UNPINNED:-0}" = 1 ]; then "$@"; else taskset -c 0 "$@"; fi; }
+hz=$(getconf CLK_TCK)
+for r in $(seq "$rounds"); do
+  for t in $targets; do
+    read -r u0 s0 c0 < <(cpu "${pid[$t]}")
+    client $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --samples "$trips" --warmup 500 \
+      --label "$t" >"$out/$r-$t.json"
+    read -r u1 s1 c1 < <(cpu "${pid[$t]}")
+    echo "$r $t p50 $(jq .p50_us "$out/$r-$t.json") p99 $(jq .p99_us "$out/$r-$t.json")" \
+      "cpu_ns $(((c1 - c0) / trips)) user_ns $(((u1 - u0) * 1000000000 / hz / trips))" \
+      "sys_ns $(((s1 - s0) * 1000000000 / hz / trips))" | tee -a "$out/runs.txt"
+  done
+done
+
+# Medians over rounds (direct's CPU is Mosquitto's own).
+python3 - "$out/runs.txt" >"$out/summary.txt" <<'EOF'
+import collections, statistics, sys
+rows = collections.defaultdict(lambda: collections.defaultdict(list))
+for line in open(sys.argv[1]):
+    f = line.split()
+    for k, v in zip(f[2::2], f[3::2]):
+        rows[f[1]][k].append(int(v))
+print("medians over rounds [min-max]; cpu/user/sys per round trip in µs")
+for t, kv in rows.items():
+    cells = []
+    for k, v in kv.items():
+        scale = 1000 if k.endswith("_ns") else 1
+        name = k.replace("_ns", "")
+        cells.append(f"{name} {statistics.median(v) / scale:.1f} [{min(v) / scale:.1f}-{max(v) / scale:.1f}]")
+    print(f"{t:14s} " + "  ".join(cells))
+EOF
+cat "$out/summary.txt"
+machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} BASE_BIN=${BASE_BIN:-} bench/floor.sh $rounds $trips" "$placement"
+echo "results: $out"
