@@ -12,6 +12,8 @@
 #                                                   Mosquitto and every proxy CPU 1)
 #   BASE_BIN=path/to/flytrap bench/floor.sh ...     adds that build, sleeping at once, as
 #                                                   "flytrap-base" (A/B)
+#   BUSY="3000 8000" bench/floor.sh ...             adds io_uring forwarders that busy-wait
+#                                                   that many ns after each forward ("busy-N")
 #
 # Results: bench/results/floor-<UTC time>/ (runs.txt, summary.txt, machine.txt).
 source "$(dirname "$0")/lib.sh"
@@ -38,6 +40,12 @@ for mode in epoll uring; do
   wait_port "${port[c-$mode]}"
 done
 targets="direct haproxy c-epoll c-uring"
+for ns in ${BUSY:-}; do
+  port[busy-$ns]=$(free_port)
+  on_cpu 1 "$work/fwd" uring "${port[busy-$ns]}" "$broker" "$ns" & pids+=($!); pid[busy-$ns]=$!
+  wait_port "${port[busy-$ns]}"
+  targets="$targets busy-$ns"
+done
 flytrap_target() {  # NAME EXE SPIN_LINE
   port[$1]=$(free_port)
   printf '[engine]\ncores = 1\n%s[authz]\nallow_all = true\n[listen]\ntcp = "127.0.0.1:%s"\n[broker]\naddress = "127.0.0.1:%s"\n' \
@@ -86,5 +94,5 @@ for t, kv in rows.items():
     print(f"{t:14s} " + "  ".join(cells))
 EOF
 cat "$out/summary.txt"
-machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} BASE_BIN=${BASE_BIN:-} bench/floor.sh $rounds $trips" "$placement"
+machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} BASE_BIN=${BASE_BIN:-} BUSY=${BUSY:-} bench/floor.sh $rounds $trips" "$placement"
 echo "results: $out"

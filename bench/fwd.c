@@ -10,8 +10,11 @@
 //            polls submitted in the same io_uring_enter that waits (FlyTrap's way through
 //            glommio, less glommio),
 // then reads and writes with plain non-blocking system calls, as glommio does.
+// BUSY_NS: a busy wait of that many ns after each forwarded read, before the next wait, to
+// measure what a proxy's work between its send and its sleep does to where the kernel runs
+// the peer it woke (BENCHMARKS.md, "The floor").
 //
-//   fwd epoll|uring LISTEN_PORT UPSTREAM_PORT        (loopback only)
+//   fwd epoll|uring LISTEN_PORT UPSTREAM_PORT [BUSY_NS]        (loopback only)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include "liburing.h"
 
 #define MAX_FD 4096
@@ -32,6 +36,13 @@ static int peer[MAX_FD];           // fd -> the other side's fd, -1 when closed
 static unsigned gen[MAX_FD];       // bumped when an fd number is taken again: a poll armed
                                    // for a closed socket completes with the old number
 static char buf[65536];
+static long busy_ns;
+
+static long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000L + t.tv_nsec;
+}
 
 static struct sockaddr_in loopback(int port) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
@@ -79,7 +90,14 @@ static int pump(int fd) {
       if (w <= 0) break;
       off += w;
     }
-    if (off == n) return 0;
+    if (off == n) {
+      if (busy_ns) {
+        long t0 = now_ns();
+        while (now_ns() - t0 < busy_ns) {
+        }
+      }
+      return 0;
+    }
   }
   shutdown(fd, SHUT_RDWR);  // completes a poll still armed on either socket
   shutdown(to, SHUT_RDWR);
@@ -150,11 +168,12 @@ static int run_uring(int listener, int upstream_port) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4 || (strcmp(argv[1], "epoll") && strcmp(argv[1], "uring")) || atoi(argv[2]) <= 0 ||
-      atoi(argv[3]) <= 0) {
-    fprintf(stderr, "usage: fwd epoll|uring LISTEN_PORT UPSTREAM_PORT\n");
+  if (argc < 4 || argc > 5 || (strcmp(argv[1], "epoll") && strcmp(argv[1], "uring")) ||
+      atoi(argv[2]) <= 0 || atoi(argv[3]) <= 0 || (argc == 5 && atol(argv[4]) < 0)) {
+    fprintf(stderr, "usage: fwd epoll|uring LISTEN_PORT UPSTREAM_PORT [BUSY_NS]\n");
     return 64;
   }
+  busy_ns = argc == 5 ? atol(argv[4]) : 0;
   for (int i = 0; i < MAX_FD; i++) peer[i] = -1;
   int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
   setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -1538,26 +1538,35 @@ impl LocalExecutor {
                         } else {
                             Duration::ZERO
                         };
-                        while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > budget {
-                                this.parker
-                                    .park()
-                                    .expect("Failed to park! This is actually pretty bad!");
-                                break;
-                            }
-                            if spin_adaptive {
-                                // A thread ready to run on this CPU (a broker beside the
-                                // proxy) gets it; with none, this returns at once. If it
-                                // did run, the CPU is not idle and spinning only takes
-                                // from others (and, under EEVDF, each yield pushes this
-                                // thread's deadline back): park instead.
-                                let before = Instant::now();
-                                unsafe { libc::sched_yield() };
-                                if before.elapsed() > CONTENDED_YIELD {
+                        if budget.is_zero() {
+                            // FlyTrap patch 11: no spin, so no poll before the park: the park
+                            // polls every ring and source of work itself before it sleeps,
+                            // and returns at once if one had any.
+                            this.parker
+                                .park()
+                                .expect("Failed to park! This is actually pretty bad!");
+                        } else {
+                            while !this.reactor.spin_poll_io().unwrap() {
+                                if pre_time.elapsed() > budget {
                                     this.parker
                                         .park()
                                         .expect("Failed to park! This is actually pretty bad!");
                                     break;
+                                }
+                                if spin_adaptive {
+                                    // A thread ready to run on this CPU (a broker beside the
+                                    // proxy) gets it; with none, this returns at once. If it
+                                    // did run, the CPU is not idle and spinning only takes
+                                    // from others (and, under EEVDF, each yield pushes this
+                                    // thread's deadline back): park instead.
+                                    let before = Instant::now();
+                                    unsafe { libc::sched_yield() };
+                                    if before.elapsed() > CONTENDED_YIELD {
+                                        this.parker
+                                            .park()
+                                            .expect("Failed to park! This is actually pretty bad!");
+                                        break;
+                                    }
                                 }
                             }
                         }
