@@ -960,6 +960,23 @@ impl SleepableRing {
         self.ring.raw().ring_fd
     }
 
+    /// FlyTrap patch 12: moves queued requests into the submission ring without entering the
+    /// kernel (unless the ring is full); the next `io_uring_enter` submits them.
+    fn prepare_submissions(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)
+    }
+
+    /// FlyTrap patch 12: `can_sleep`, but prepared requests may wait in the submission ring:
+    /// the sleep submits them.
+    fn can_sleep_submitting(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
+    }
+
     /// This function prepares a timer that fires unconditionally after a
     /// certain duration. The timer is added at the front of the queue such
     /// that it will be the first SQE submitted the next time we enter the
@@ -1089,20 +1106,22 @@ impl SleepableRing {
     /// armed a new poll (a new source, an SQE, a poll on the ring's wait queue) for every
     /// sleep and dropped the source on waking without cancelling the poll, so that unfired
     /// polls piled up on the latency ring until its next completion fired them all at once.
+    ///
+    /// FlyTrap patch 12: requests prepared in the submission ring (`prepare_submissions`) are
+    /// submitted by the same `io_uring_enter` that waits, ahead of the link.
     fn sleep(&mut self, link_fd: RawFd) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
+        let pending = self.waiting_kernel_submission();
         if self.link_armed {
-            // The link is armed: wait for a completion, submitting nothing.
-            self.ring
+            // The link is armed: submit what is prepared and wait for a completion.
+            let submitted = self
+                .ring
                 .submit_sqes_and_wait(1)
+                .map(|n| n as usize)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)?;
-            return Ok(0);
+            self.in_kernel += submitted;
+            return Ok(submitted);
         }
         let link = self.link.get_or_insert_with(|| {
             Source::new(
@@ -1146,7 +1165,10 @@ impl SleepableRing {
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)?;
-            if submitted != 1 {
+            if submitted != pending + 1 {
+                // The link is last: not all were submitted, so it was not. The rest stay in
+                // the submission ring for the next `io_uring_enter`.
+                self.in_kernel += submitted;
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1157,7 +1179,7 @@ impl SleepableRing {
                 // The rings were linked, and we slept until a completion.
                 self.in_kernel += submitted;
                 self.link_armed = true;
-                Ok(1)
+                Ok(submitted)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1310,6 +1332,9 @@ pub(crate) struct Reactor {
     /// and when it fires. Kept while it is not later than the earliest user timer.
     user_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// FlyTrap patch 12: the main ring's new requests were left unsubmitted by the last poll
+    /// (see `wait`); the next one submits them.
+    main_deferred: Cell<bool>,
 
     link_fd: RawFd,
 
@@ -1442,6 +1467,7 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             user_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            main_deferred: Cell::new(false),
             blocking_thread,
             link_fd,
             notifier,
@@ -1938,10 +1964,23 @@ impl Reactor {
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
+        let main_cancels = !main_ring.submission_queue.borrow().cancellations.is_empty();
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        flush_rings!(lat_ring, poll_ring)?;
+        // FlyTrap patch 12: the main ring's new requests (a socket's next poll, mostly) are
+        // not submitted here but with the sleep that usually follows, in its `io_uring_enter`:
+        // one system call per sleep instead of two, and the sleep comes that much sooner after
+        // the task's last send (BENCHMARKS.md, "The floor": the kernel keeps the process a
+        // proxy woke on the proxy's vCPU only if the proxy sleeps within about a µs). Deferred
+        // by one poll at most (the next submits them), never with a cancellation among them,
+        // and never past a park that does not sleep (submitted at the end of this call).
+        if main_cancels || (preempt_timer().is_some() && self.main_deferred.get()) {
+            flush_rings!(main_ring)?;
+        } else {
+            main_ring.prepare_submissions()?;
+        }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1949,7 +1988,7 @@ impl Reactor {
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring.can_sleep_submitting()
             && lat_ring.can_sleep();
 
         if should_sleep {
@@ -2006,6 +2045,17 @@ impl Reactor {
             }
         } else if let Some(armed) = preempt_armed {
             self.latency_preemption_timeout_src.set(Some(armed));
+        }
+
+        // FlyTrap patch 12: a park leaves nothing unsubmitted (it slept, and the sleep
+        // submitted it, or it did not, and it is submitted now); a poll may leave its new
+        // requests to the next poll or park, once.
+        if preempt_timer().is_none() {
+            flush_rings!(main_ring)?;
+            self.main_deferred.set(false);
+        } else {
+            self.main_deferred
+                .set(main_ring.waiting_kernel_submission() > 0);
         }
 
         // A Note about `need_preempt`:
