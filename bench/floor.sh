@@ -25,9 +25,7 @@ build
 cargo build --locked --release -q -p flytrap-bench
 out="bench/results/floor-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
-cp -r vendor/glommio/liburing "$work/liburing"
-(cd "$work/liburing" && ./configure >/dev/null && make -C src -s -j2 liburing.a >/dev/null)
-cc -O2 -Wall -o "$work/fwd" bench/fwd.c -I"$work/liburing/src/include" "$work/liburing/src/liburing.a"
+build_uring_c bench/fwd.c "$work/fwd"
 
 declare -A port pid
 broker=$(free_port)

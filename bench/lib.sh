@@ -141,6 +141,16 @@ start_flytrap() {
   wait_port "$3"
 }
 
+# build_uring_c SOURCE OUT: compiles a C benchmark (bench/uring-wake.c, bench/fwd.c) against
+# the liburing that glommio vendors, built once into $work.
+build_uring_c() {
+  if [ ! -f "$work/liburing/src/liburing.a" ]; then
+    cp -r vendor/glommio/liburing "$work/liburing"
+    (cd "$work/liburing" && ./configure >/dev/null && make -C src -s -j2 liburing.a >/dev/null)
+  fi
+  cc -O2 -Wall -o "$2" "$1" -I"$work/liburing/src/include" "$work/liburing/src/liburing.a"
+}
+
 # machine_txt FILE COMMAND PLACEMENT
 machine_txt() {
   {

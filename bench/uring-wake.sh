@@ -18,10 +18,7 @@ mkdir -p "$out"
 machine_txt "$out/machine.txt" "bench/uring-wake.sh $rounds $trips" \
   "pinned: client CPU 0, middle and end CPU 1; unpinned: none"
 
-cp -r vendor/glommio/liburing "$work/liburing"
-(cd "$work/liburing" && ./configure >/dev/null && make -C src -s -j2 liburing.a >/dev/null)
-cc -O2 -Wall -o "$work/uring-wake" bench/uring-wake.c \
-  -I"$work/liburing/src/include" "$work/liburing/src/liburing.a"
+build_uring_c bench/uring-wake.c "$work/uring-wake"
 
 for r in $(seq "$rounds"); do
   for placement in pin unpinned; do

@@ -1332,9 +1332,6 @@ pub(crate) struct Reactor {
     /// and when it fires. Kept while it is not later than the earliest user timer.
     user_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
-    /// FlyTrap patch 12: the main ring's new requests were left unsubmitted by the last poll
-    /// (see `wait`); the next one submits them.
-    main_deferred: Cell<bool>,
 
     link_fd: RawFd,
 
@@ -1467,7 +1464,6 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             user_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
-            main_deferred: Cell::new(false),
             blocking_thread,
             link_fd,
             notifier,
@@ -1965,6 +1961,8 @@ impl Reactor {
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         let main_cancels = !main_ring.submission_queue.borrow().cancellations.is_empty();
+        // Prepared and not submitted: left by the last poll (a park leaves nothing).
+        let main_left = main_ring.waiting_kernel_submission() > 0;
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
@@ -1976,7 +1974,7 @@ impl Reactor {
         // proxy woke on the proxy's vCPU only if the proxy sleeps within about a µs). Deferred
         // by one poll at most (the next submits them), never with a cancellation among them,
         // and never past a park that does not sleep (submitted at the end of this call).
-        if main_cancels || (preempt_timer().is_some() && self.main_deferred.get()) {
+        if main_cancels || (preempt_timer().is_some() && main_left) {
             flush_rings!(main_ring)?;
         } else {
             main_ring.prepare_submissions()?;
@@ -2052,10 +2050,6 @@ impl Reactor {
         // requests to the next poll or park, once.
         if preempt_timer().is_none() {
             flush_rings!(main_ring)?;
-            self.main_deferred.set(false);
-        } else {
-            self.main_deferred
-                .set(main_ring.waiting_kernel_submission() > 0);
         }
 
         // A Note about `need_preempt`:
