@@ -73,7 +73,8 @@ on_cpu() {
 
 # The threads each proxy started here gets: 1 (FlyTrap `cores = 1`, HAProxy `nbthread 1`), or
 # 0 for both proxies' defaults: FlyTrap a shard per CPU it may use (`cores = 0`; the shards
-# cover the CPUs, so they are pinned and spin), HAProxy a thread per CPU (no nbthread). A
+# cover the CPUs, so they are pinned; they spin only if taskset confined the process to fewer
+# CPUs than are online), HAProxy a thread per CPU (no nbthread). A
 # script that offers the choice sets it (proxy-overhead.sh, DEFAULTS=1) before starting them.
 proxy_cores=1
 

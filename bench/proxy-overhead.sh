@@ -17,8 +17,10 @@
 #   bench/proxy-overhead.sh [ROUNDS] [SAMPLES]      (defaults: 5 rounds of 20000 samples)
 #   SPIN_US=50 bench/proxy-overhead.sh ...          (FlyTrap's engine.spin_us; default: unset)
 #   DEFAULTS=1 UNPINNED=1 bench/proxy-overhead.sh   (both proxies with their default threads:
-#                                                    FlyTrap a pinned shard per CPU, HAProxy a
-#                                                    thread per CPU; see proxy_cores in lib.sh)
+#                                                    FlyTrap a pinned shard per CPU, sleeping at
+#                                                    once as it is not confined by taskset;
+#                                                    HAProxy a thread per CPU; see proxy_cores
+#                                                    in lib.sh)
 #   BASE_BIN=path/to/flytrap bench/proxy-overhead.sh ...   (A/B: "flytrap-base", that binary
 #                                                    with the default configuration, replaces
 #                                                    "flytrap-sleep")

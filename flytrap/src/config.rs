@@ -36,8 +36,9 @@ pub struct Engine {
     pub cores: usize,
     /// Busy-poll up to this many microseconds before an idle shard sleeps (0 = never; an
     /// addition to SPEC §6). Polling instead of sleeping saves the wake-up a loopback round
-    /// trip otherwise pays per packet (see BENCHMARKS.md).
-    pub spin_us: u64,
+    /// trip otherwise pays per packet (see BENCHMARKS.md). Unset: 50 when the process is
+    /// confined to fewer CPUs than are online (`taskset`, a cpuset), else 0 (`serve::park`).
+    pub spin_us: Option<u64>,
     /// Poll only while events keep arriving within `spin_us` (a shard that went idle sleeps
     /// at once), yielding the CPU to any thread ready to run on it; `false` polls the full
     /// `spin_us` every time.
@@ -56,7 +57,7 @@ impl Default for Engine {
         Engine {
             processes: 1,
             cores: 0,
-            spin_us: 50,
+            spin_us: None,
             spin_adaptive: true,
             pin: None,
         }
@@ -422,6 +423,38 @@ mod tests {
         );
         assert!(!pin("[engine]\npin = false\n"));
         assert!(pin("[engine]\ncores = 1\npin = true\n"));
+    }
+
+    #[test]
+    fn shards_spin_by_default_only_when_confined() {
+        use flytrap_engine::Park;
+        use std::time::Duration;
+        let park = |text: &str, allowed, online| {
+            crate::serve::park(&parse(text, []).unwrap(), allowed, online)
+        };
+        let us = Duration::from_micros;
+        assert_eq!(park("", 2, 2), Park::Sleep, "free to use every CPU");
+        assert_eq!(park("", 1, 2), Park::Adaptive(us(50)), "confined by taskset");
+        assert_eq!(park("[engine]\nspin_us = 20\n", 2, 2), Park::Adaptive(us(20)));
+        assert_eq!(park("[engine]\nspin_us = 0\n", 1, 2), Park::Sleep);
+        assert_eq!(
+            park("[engine]\nspin_us = 30\nspin_adaptive = false\n", 4, 4),
+            Park::Spin(us(30))
+        );
+        assert_eq!(
+            park("", 2, 2),
+            park("", 1, 1),
+            "one CPU of one online is not confined"
+        );
+    }
+
+    #[test]
+    fn cpu_lists_are_read_as_the_kernel_writes_them() {
+        let parse = crate::serve::parse_cpu_list;
+        assert_eq!(parse("0-3,6,8-9\n"), [0, 1, 2, 3, 6, 8, 9]);
+        assert_eq!(parse("1"), [1]);
+        assert_eq!(parse(""), Vec::<usize>::new());
+        assert_eq!(parse("0-1,x,3"), [0, 1, 3], "a malformed part is skipped");
     }
 
     #[test]
