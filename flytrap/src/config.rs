@@ -434,8 +434,15 @@ mod tests {
         };
         let us = Duration::from_micros;
         assert_eq!(park("", 2, 2), Park::Sleep, "free to use every CPU");
-        assert_eq!(park("", 1, 2), Park::Adaptive(us(50)), "confined by taskset");
-        assert_eq!(park("[engine]\nspin_us = 20\n", 2, 2), Park::Adaptive(us(20)));
+        assert_eq!(
+            park("", 1, 2),
+            Park::Adaptive(us(50)),
+            "confined by taskset"
+        );
+        assert_eq!(
+            park("[engine]\nspin_us = 20\n", 2, 2),
+            Park::Adaptive(us(20))
+        );
         assert_eq!(park("[engine]\nspin_us = 0\n", 1, 2), Park::Sleep);
         assert_eq!(
             park("[engine]\nspin_us = 30\nspin_adaptive = false\n", 4, 4),
