@@ -72,6 +72,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr a closed pipe: a log collector gone) is
+        // dropped. By default tracing-subscriber reports the failure with `eprintln!`, which
+        // panics on the same broken stderr and takes down the thread that logged: a shard,
+        // or the one that handles SIGTERM.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

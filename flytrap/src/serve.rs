@@ -51,6 +51,14 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         engine_config.pin = pin_shards(&config, engine_config.shards * w.count, allowed.len());
         metrics_listen = w.metrics_addr()?;
     }
+    // The defaults depend on the CPUs the process was given: say what they came to.
+    tracing::info!(
+        shards = engine_config.shards,
+        cpus = ?engine_config.cpus,
+        pinned = engine_config.pin,
+        park = ?engine_config.park,
+        "engine"
+    );
     let plane = crate::plane::Plane::start(&config, worker)?;
     let engine = match &plane {
         crate::plane::Plane::AllowAll => Engine::start(engine_config, |_shard| AllowAll),
