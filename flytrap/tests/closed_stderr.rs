@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flytrap_proto::{Connect, Packet, Properties, ReasonCode, Version};
+use flytrap_proto::{Packet, ReasonCode};
 use flytrap_tests::{Mosquitto, RawClient, free_port, wait_listening};
 
 /// Kills the proxy if the test fails half-way.
@@ -52,19 +52,7 @@ fn a_closed_stderr_loses_log_lines_and_nothing_else() {
     wait_listening(proxy, Duration::from_secs(10));
 
     let mut client = RawClient::connect(proxy);
-    let mut bytes = Vec::new();
-    Connect {
-        version: Version::V5,
-        clean_start: true,
-        keep_alive: 0,
-        properties: Properties::EMPTY,
-        client_id: "closed-stderr",
-        will: None,
-        username: None,
-        password: None,
-    }
-    .encode(&mut bytes);
-    client.send(&bytes);
+    client.send_connect("closed-stderr");
     assert_eq!(
         client.recv(|p| matches!(p, Packet::ConnAck(a) if a.reason == ReasonCode::SUCCESS)),
         Some(true),

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use flytrap_proto::{Connect, Packet, Properties, ReasonCode, Version};
+use flytrap_proto::{Packet, ReasonCode};
 use flytrap_tests::{Mosquitto, RawClient, free_port, wait_listening};
 
 /// Kills the supervisor (and so its workers) if the test fails half-way.
@@ -70,19 +70,7 @@ fn two_workers_share_the_listener() {
     let mut clients = Vec::new();
     for i in 0..40 {
         let mut c = RawClient::connect(proxy);
-        let mut bytes = Vec::new();
-        Connect {
-            version: Version::V5,
-            clean_start: true,
-            keep_alive: 0,
-            properties: Properties::EMPTY,
-            client_id: &format!("w-{i}"),
-            will: None,
-            username: None,
-            password: None,
-        }
-        .encode(&mut bytes);
-        c.send(&bytes);
+        c.send_connect(&format!("w-{i}"));
         assert_eq!(
             c.recv(|p| matches!(p, Packet::ConnAck(a) if a.reason == ReasonCode::SUCCESS)),
             Some(true)

@@ -335,6 +335,23 @@ impl RawClient {
         }
     }
 
+    /// Sends an MQTT 5 CONNECT: clean start, no keep alive, no credentials.
+    pub fn send_connect(&mut self, client_id: &str) {
+        let mut bytes = Vec::new();
+        flytrap_proto::Connect {
+            version: Version::V5,
+            clean_start: true,
+            keep_alive: 0,
+            properties: Properties::EMPTY,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+        }
+        .encode(&mut bytes);
+        self.send(&bytes);
+    }
+
     /// Writes bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use flytrap_proto::{Connect, Packet, Properties, ReasonCode, Version};
+use flytrap_proto::{Packet, ReasonCode};
 use flytrap_tests::{Mosquitto, Proxy, RawClient};
 
 const PORTS: usize = 100;
@@ -21,19 +21,7 @@ fn connect_all(proxy: &Proxy) -> (usize, usize) {
         // upstream connections alone.
         let source = std::net::SocketAddr::from(([127, 0, 1, 1], 20_000 + i as u16));
         let mut c = RawClient::connect_from(source, proxy.tcp);
-        let mut bytes = Vec::new();
-        Connect {
-            version: Version::V5,
-            clean_start: true,
-            keep_alive: 0,
-            properties: Properties::EMPTY,
-            client_id: &format!("pool-{i}"),
-            will: None,
-            username: None,
-            password: None,
-        }
-        .encode(&mut bytes);
-        c.send(&bytes);
+        c.send_connect(&format!("pool-{i}"));
         match c.recv(|p| match p {
             Packet::ConnAck(a) => a.reason,
             other => panic!("{other:?}"),
