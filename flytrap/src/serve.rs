@@ -51,12 +51,13 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         engine_config.pin = pin_shards(&config, engine_config.shards * w.count, allowed.len());
         metrics_listen = w.metrics_addr()?;
     }
-    // The defaults depend on the CPUs the process was given: say what they came to.
+    // The defaults depend on the CPUs the process was given: say what they came to (glommio
+    // spins only on a pinned shard, so an unpinned one sleeps whatever `park` says).
     tracing::info!(
         shards = engine_config.shards,
         cpus = ?engine_config.cpus,
         pinned = engine_config.pin,
-        park = ?engine_config.park,
+        park = ?if engine_config.pin { engine_config.park } else { Park::Sleep },
         "engine"
     );
     let plane = crate::plane::Plane::start(&config, worker)?;
