@@ -14,6 +14,16 @@
 #                                                   "flytrap-base" (A/B)
 #   BUSY="3000 8000" bench/floor.sh ...             adds io_uring forwarders that busy-wait
 #                                                   that many ns after each forward ("busy-N")
+#   THROUGHPUT=1 bench/floor.sh ...                 also QoS 1 PUBLISHes per second with 64 in
+#                                                   flight for 3 s (msgs_s), and the proxy's CPU
+#                                                   per message (msg_cpu)
+#   RUNTIMES=copy|mqtt|both bench/floor.sh ...      adds the same minimal forwarder written on
+#                                                   three Rust runtimes (bench/runtimes): "rt-
+#                                                   glommio", "rt-monoio", "rt-tokio" copy bytes;
+#                                                   "…-mqtt" also frame and decode every packet
+#                                                   with FlyTrap's codec (FWD_MQTT=1);
+#                                                   "rt-monoio-ready-mqtt" waits for readiness
+#                                                   and calls recv/send itself (FWD_READY=1)
 #
 # Results: bench/results/floor-<UTC time>/ (runs.txt, summary.txt, machine.txt).
 source "$(dirname "$0")/lib.sh"
@@ -44,6 +54,24 @@ for ns in ${BUSY:-}; do
   wait_port "${port[busy-$ns]}"
   targets="$targets busy-$ns"
 done
+runtime_target() {  # NAME RUNTIME FWD_MQTT [FWD_READY]
+  port[$1]=$(free_port)
+  FWD_MQTT=$3 FWD_READY=${4:-0} on_cpu 1 bench/runtimes/target/release/fwd-$2 "${port[$1]}" "$broker" & pids+=($!); pid[$1]=$!
+  wait_port "${port[$1]}"
+  targets="$targets $1"
+}
+case ${RUNTIMES:-} in
+  '') ;;
+  copy|mqtt|both)
+    (cd bench/runtimes && cargo build --locked --release -q)
+    for rt in glommio monoio tokio; do
+      [ "$RUNTIMES" = mqtt ] || runtime_target "rt-$rt" "$rt" 0
+      [ "$RUNTIMES" = copy ] || runtime_target "rt-$rt-mqtt" "$rt" 1
+    done
+    # monoio waiting for readiness and then calling recv/send itself, as glommio does.
+    [ "$RUNTIMES" = copy ] || runtime_target "rt-monoio-ready-mqtt" monoio 1 1 ;;
+  *) echo "RUNTIMES is copy, mqtt or both" >&2; exit 2 ;;
+esac
 flytrap_target() {  # NAME EXE SPIN_LINE
   port[$1]=$(free_port)
   printf '[engine]\ncores = 1\n%s[authz]\nallow_all = true\n[listen]\ntcp = "127.0.0.1:%s"\n[broker]\naddress = "127.0.0.1:%s"\n' \
@@ -68,9 +96,18 @@ for r in $(seq "$rounds"); do
     client $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --samples "$trips" --warmup 500 \
       --label "$t" >"$out/$r-$t.json"
     read -r u1 s1 c1 < <(cpu "${pid[$t]}")
+    tput=""
+    if [ "${THROUGHPUT:-0}" = 1 ]; then
+      read -r _ _ c2 < <(cpu "${pid[$t]}")
+      client $bin/flytrap-bench throughput --target "127.0.0.1:${port[$t]}" --seconds 3 --window 64 \
+        --label "$t" >"$out/$r-$t-tput.json"
+      read -r _ _ c3 < <(cpu "${pid[$t]}")
+      acked=$(jq .acked "$out/$r-$t-tput.json")
+      tput="msgs_s $(jq '.msgs_per_s | floor' "$out/$r-$t-tput.json") msg_cpu_ns $(((c3 - c2) / acked))"
+    fi
     echo "$r $t p50 $(jq .p50_us "$out/$r-$t.json") p99 $(jq .p99_us "$out/$r-$t.json")" \
       "cpu_ns $(((c1 - c0) / trips)) user_ns $(((u1 - u0) * 1000000000 / hz / trips))" \
-      "sys_ns $(((s1 - s0) * 1000000000 / hz / trips))" | tee -a "$out/runs.txt"
+      "sys_ns $(((s1 - s0) * 1000000000 / hz / trips)) $tput" | tee -a "$out/runs.txt"
   done
 done
 
@@ -92,5 +129,5 @@ for t, kv in rows.items():
     print(f"{t:14s} " + "  ".join(cells))
 EOF
 cat "$out/summary.txt"
-machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} BASE_BIN=${BASE_BIN:-} BUSY=${BUSY:-} bench/floor.sh $rounds $trips" "$placement"
+machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} BASE_BIN=${BASE_BIN:-} BUSY=${BUSY:-} THROUGHPUT=${THROUGHPUT:-0} RUNTIMES=${RUNTIMES:-} bench/floor.sh $rounds $trips" "$placement"
 echo "results: $out"

@@ -1,0 +1,60 @@
+//! tokio's current-thread runtime (epoll).
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mqtt: bool,
+) {
+    let mut buf = vec![0u8; 65536];
+    let mut have = 0;
+    loop {
+        match from.read(&mut buf[have..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                have += n;
+                let Some(whole) = flytrap_bench_runtimes::walk(mqtt, &buf[..have]) else {
+                    break;
+                };
+                if to.write_all(&buf[..whole]).await.is_err() {
+                    break;
+                }
+                buf.copy_within(whole..have, 0);
+                have -= whole;
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+fn main() {
+    let (listen, upstream) = flytrap_bench_runtimes::ports();
+    let mqtt = flytrap_bench_runtimes::mqtt();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let l = TcpListener::bind(("127.0.0.1", listen))
+            .await
+            .expect("bind");
+        loop {
+            let Ok((c, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::task::spawn_local(async move {
+                let Ok(u) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                let _ = c.set_nodelay(true);
+                let _ = u.set_nodelay(true);
+                let (cr, cw) = c.into_split();
+                let (ur, uw) = u.into_split();
+                tokio::task::spawn_local(copy(cr, uw, mqtt));
+                copy(ur, cw, mqtt).await;
+            });
+        }
+    });
+}
