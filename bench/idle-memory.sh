@@ -8,6 +8,10 @@
 # same proxy with MIMALLOC_ALLOW_THP=0, whose 4 KiB pages show the memory actually used.
 #
 #   bench/idle-memory.sh [N]      (default 5000; the 20,000-descriptor cap allows ~6,000 here)
+#   RUNTIMES=1 bench/idle-memory.sh ...   adds bench/runtimes' tokio forwarder, readiness first
+#                                         (FWD_READY=1: no buffer while idle). Its monoio one is
+#                                         left out: its readiness mode polls its listener every
+#                                         10 ms, and a burst of connects overflows the backlog.
 source "$(dirname "$0")/lib.sh"
 n=${1:-5000}
 build
@@ -57,5 +61,14 @@ PY
 hold "$fport" "$fpid" flytrap
 hold "$f4port" "$f4pid" flytrap-4k
 hold "$hport" "$hpid" haproxy
-machine_txt "$out/machine.txt" "bench/idle-memory.sh $n" "unpinned"
+if [ "${RUNTIMES:-0}" = 1 ]; then
+  (cd bench/runtimes && cargo build --locked --release -q)
+  for rt in tokio; do
+    p=$(free_port)
+    FWD_MQTT=1 FWD_READY=1 on_cpu 0-1 bench/runtimes/target/release/fwd-$rt "$p" "$broker" & pids+=($!)
+    rpid=$!; wait_port "$p"; sleep 1
+    hold "$p" "$rpid" "rt-$rt-ready"
+  done
+fi
+machine_txt "$out/machine.txt" "RUNTIMES=${RUNTIMES:-0} bench/idle-memory.sh $n" "unpinned"
 cat "$out/results.jsonl"

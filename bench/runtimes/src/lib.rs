@@ -39,3 +39,87 @@ pub fn walk(mqtt: bool, buf: &[u8]) -> Option<usize> {
     }
     Some(at)
 }
+
+/// A socket that is read and written with non-blocking system calls and waited on for
+/// readiness: what a forwarder needs to hold no buffer while its connection is idle.
+pub trait ReadyIo {
+    /// A non-blocking read (`WouldBlock` when there is nothing).
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// A non-blocking write.
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize>;
+    /// Waits until the socket may be readable.
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>>;
+    /// Waits until the socket may be writable.
+    fn writable(&self) -> impl std::future::Future<Output = std::io::Result<()>>;
+    /// Ends the write side.
+    fn shutdown_write(&self);
+}
+
+thread_local! {
+    /// The thread's read space: a connection borrows it for one read and the writes that
+    /// follow at once, so an idle connection holds no buffer.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 65536]);
+}
+
+enum Step {
+    Go,
+    Wait,
+    End,
+}
+
+/// Copies `from` to `to` (walking MQTT frames when `mqtt`), readiness first: a read into the
+/// thread's scratch space, the whole frames written straight from it. Only a partial frame
+/// or bytes the socket did not take are kept, in buffers of their own, until they are done.
+pub async fn copy_ready<F: ReadyIo, T: ReadyIo>(from: &F, to: &T, mqtt: bool) {
+    let mut tail: Vec<u8> = Vec::new();
+    let mut unsent: Vec<u8> = Vec::new();
+    loop {
+        while !unsent.is_empty() {
+            match to.try_write(&unsent) {
+                Ok(n) => drop(unsent.drain(..n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if to.writable().await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        unsent = Vec::new();
+        let step = SCRATCH.with_borrow_mut(|s| {
+            let t = tail.len();
+            s[..t].copy_from_slice(&tail);
+            let n = match from.try_read(&mut s[t..]) {
+                Ok(0) => return Step::End,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Step::Wait,
+                Err(_) => return Step::End,
+            };
+            let have = t + n;
+            let Some(whole) = walk(mqtt, &s[..have]) else {
+                return Step::End;
+            };
+            let mut sent = 0;
+            while sent < whole {
+                match to.try_write(&s[sent..whole]) {
+                    Ok(k) => sent += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => return Step::End,
+                }
+            }
+            unsent.extend_from_slice(&s[sent..whole]);
+            tail = s[whole..have].to_vec();
+            Step::Go
+        });
+        match step {
+            Step::Go => {}
+            Step::Wait => {
+                if from.readable().await.is_err() {
+                    break;
+                }
+            }
+            Step::End => break,
+        }
+    }
+    to.shutdown_write();
+}

@@ -31,54 +31,36 @@ async fn copy<R: AsyncReadRent, W: monoio::io::AsyncWriteRent>(mut from: R, mut 
     let _ = to.shutdown().await;
 }
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
+
+use flytrap_bench_runtimes::copy_ready;
 use std::rc::Rc;
 
 use monoio::buf::{IoBuf, IoBufMut};
 
-/// Readiness mode: `from`/`to` are monoio's streams (for the waits), `rd`/`wr` the same
-/// sockets as std streams (for the system calls).
-async fn copy_ready(
-    from: Rc<TcpStream>,
-    mut rd: std::net::TcpStream,
-    to: Rc<TcpStream>,
-    mut wr: std::net::TcpStream,
-    mqtt: bool,
-) {
-    let mut buf = vec![0u8; 65536];
-    let mut have = 0;
-    'conn: loop {
-        let n = match rd.read(&mut buf[have..]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if from.readable(false).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            Err(_) => break,
-        };
-        have += n;
-        let Some(whole) = flytrap_bench_runtimes::walk(mqtt, &buf[..have]) else {
-            break;
-        };
-        let mut sent = 0;
-        while sent < whole {
-            match wr.write(&buf[sent..whole]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if to.writable(false).await.is_err() {
-                        break 'conn;
-                    }
-                }
-                Err(_) => break 'conn,
-            }
-        }
-        buf.copy_within(whole..have, 0);
-        have -= whole;
+/// Readiness mode's socket: a monoio stream for the waits, a std stream on a duplicate of its
+/// descriptor for the system calls.
+struct Ready {
+    wait: TcpStream,
+    io: std::net::TcpStream,
+}
+
+impl flytrap_bench_runtimes::ReadyIo for Ready {
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&self.io).read(buf)
     }
-    let _ = wr.shutdown(std::net::Shutdown::Write);
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        (&self.io).write(buf)
+    }
+    async fn readable(&self) -> std::io::Result<()> {
+        self.wait.readable(false).await
+    }
+    async fn writable(&self) -> std::io::Result<()> {
+        self.wait.writable(false).await
+    }
+    fn shutdown_write(&self) {
+        let _ = self.io.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 /// Readiness mode's connection: std streams for the system calls, monoio streams on
@@ -89,18 +71,17 @@ async fn relay_ready(c: std::net::TcpStream, upstream: u16, mqtt: bool) -> std::
         s.set_nodelay(true)?;
         s.set_nonblocking(true)?;
     }
-    let (cm, um) = (
-        Rc::new(TcpStream::from_std(c.try_clone()?)?),
-        Rc::new(TcpStream::from_std(u.try_clone()?)?),
-    );
-    monoio::spawn(copy_ready(
-        cm.clone(),
-        c.try_clone()?,
-        um.clone(),
-        u.try_clone()?,
-        mqtt,
-    ));
-    copy_ready(um, u, cm, c, mqtt).await;
+    let c = Rc::new(Ready {
+        wait: TcpStream::from_std(c.try_clone()?)?,
+        io: c,
+    });
+    let u = Rc::new(Ready {
+        wait: TcpStream::from_std(u.try_clone()?)?,
+        io: u,
+    });
+    let (c2, u2) = (c.clone(), u.clone());
+    monoio::spawn(async move { copy_ready(&*c2, &*u2, mqtt).await });
+    copy_ready(&*u, &*c, mqtt).await;
     Ok(())
 }
 

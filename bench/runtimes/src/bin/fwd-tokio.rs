@@ -1,4 +1,7 @@
-//! tokio's current-thread runtime (epoll).
+//! tokio's current-thread runtime (epoll). With `FWD_READY=1`, readiness first: `readable`,
+//! then `try_read` into the thread's scratch space, so an idle connection holds no buffer.
+use std::rc::Rc;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -28,9 +31,30 @@ async fn copy(
     let _ = to.shutdown().await;
 }
 
+struct Ready(TcpStream);
+
+impl flytrap_bench_runtimes::ReadyIo for Ready {
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.try_read(buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    async fn readable(&self) -> std::io::Result<()> {
+        self.0.readable().await
+    }
+    async fn writable(&self) -> std::io::Result<()> {
+        self.0.writable().await
+    }
+    fn shutdown_write(&self) {
+        let _ = socket2::SockRef::from(&self.0).shutdown(std::net::Shutdown::Write);
+    }
+}
+
 fn main() {
     let (listen, upstream) = flytrap_bench_runtimes::ports();
     let mqtt = flytrap_bench_runtimes::mqtt();
+    let ready = std::env::var("FWD_READY").is_ok_and(|v| v == "1");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -50,6 +74,15 @@ fn main() {
                 };
                 let _ = c.set_nodelay(true);
                 let _ = u.set_nodelay(true);
+                if ready {
+                    let (c, u) = (Rc::new(Ready(c)), Rc::new(Ready(u)));
+                    let (c2, u2) = (c.clone(), u.clone());
+                    tokio::task::spawn_local(async move {
+                        flytrap_bench_runtimes::copy_ready(&*c2, &*u2, mqtt).await
+                    });
+                    flytrap_bench_runtimes::copy_ready(&*u, &*c, mqtt).await;
+                    return;
+                }
                 let (cr, cw) = c.into_split();
                 let (ur, uw) = u.into_split();
                 tokio::task::spawn_local(copy(cr, uw, mqtt));
