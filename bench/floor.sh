@@ -14,6 +14,10 @@
 #                                                   "flytrap-base" (A/B)
 #   BUSY="3000 8000" bench/floor.sh ...             adds io_uring forwarders that busy-wait
 #                                                   that many ns after each forward ("busy-N")
+#   TLS=1 bench/floor.sh ...                        also over TLS, terminated by the proxy
+#                                                   (plain TCP to Mosquitto): direct-tls (to
+#                                                   Mosquitto's TLS), haproxy-tls, FlyTrap's, and
+#                                                   with RUNTIMES the glommio and tokio forwarders'
 #   THROUGHPUT=1 bench/floor.sh ...                 also QoS 1 PUBLISHes per second with 64 in
 #                                                   flight for 3 s (msgs_s), and the proxy's CPU
 #                                                   per message (msg_cpu)
@@ -37,12 +41,21 @@ cargo build --locked --release -q -p flytrap-bench
 out="bench/results/floor-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 build_uring_c bench/fwd.c "$work/fwd"
+make_cert
 
-declare -A port pid
-broker=$(free_port)
-start_mosquitto 1 "$broker"; port[direct]=$broker; pid[direct]=${pids[-1]}
+# tls[TARGET]=1: the client speaks TLS to it (TLS=1 adds these targets).
+declare -A port pid tls
+broker=$(free_port); broker_tls=$(free_port)
+start_mosquitto 1 "$broker" "$broker_tls"; port[direct]=$broker; pid[direct]=${pids[-1]}
 port[haproxy]=$(free_port)
-start_haproxy 1 "${port[haproxy]}:$broker"; pid[haproxy]=${pids[-1]}
+if [ "${TLS:-0}" = 1 ]; then
+  port[haproxy-tls]=$(free_port)
+  start_haproxy 1 "${port[haproxy]}:$broker" "${port[haproxy-tls]}:$broker:tls"
+  pid[haproxy-tls]=${pids[-1]}
+else
+  start_haproxy 1 "${port[haproxy]}:$broker"
+fi
+pid[haproxy]=${pids[-1]}
 for mode in epoll uring; do
   port[c-$mode]=$(free_port)
   on_cpu 1 "$work/fwd" "$mode" "${port[c-$mode]}" "$broker" & pids+=($!); pid[c-$mode]=$!
@@ -55,9 +68,9 @@ for ns in ${BUSY:-}; do
   wait_port "${port[busy-$ns]}"
   targets="$targets busy-$ns"
 done
-runtime_target() {  # NAME RUNTIME FWD_MQTT [FWD_READY]
+runtime_target() {  # NAME RUNTIME FWD_MQTT [FWD_READY] [FWD_CERT]
   port[$1]=$(free_port)
-  FWD_MQTT=$3 FWD_READY=${4:-0} on_cpu 1 bench/runtimes/target/release/fwd-$2 "${port[$1]}" "$broker" & pids+=($!); pid[$1]=$!
+  FWD_CERT=${5:-} FWD_KEY=${5:+$work/key.pem} FWD_MQTT=$3 FWD_READY=${4:-0} on_cpu 1 bench/runtimes/target/release/fwd-$2 "${port[$1]}" "$broker" & pids+=($!); pid[$1]=$!
   wait_port "${port[$1]}"
   targets="$targets $1"
 }
@@ -78,15 +91,25 @@ case ${RUNTIMES:-} in
   *) echo "RUNTIMES is copy, mqtt or both" >&2; exit 2 ;;
 esac
 flytrap_target() {  # NAME EXE SPIN_LINE
-  port[$1]=$(free_port)
-  printf '[engine]\ncores = 1\n%s[authz]\nallow_all = true\n[listen]\ntcp = "127.0.0.1:%s"\n[broker]\naddress = "127.0.0.1:%s"\n' \
-    "$3" "${port[$1]}" "$broker" >"$work/$1.toml"
-  flytrap_exe=$2 start_flytrap 1 "$1" "${port[$1]}"; pid[$1]=$flytrap_pid
+  port[$1]=$(free_port); port[$1-tls]=$(free_port)
+  printf '[engine]\ncores = 1\n%s[authz]\nallow_all = true\n[listen]\ntcp = "127.0.0.1:%s"\ntls = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"\n[broker]\naddress = "127.0.0.1:%s"\n' \
+    "$3" "${port[$1]}" "${port[$1-tls]}" "$work/cert.pem" "$work/key.pem" "$broker" >"$work/$1.toml"
+  flytrap_exe=$2 start_flytrap 1 "$1" "${port[$1]}"; pid[$1]=$flytrap_pid; pid[$1-tls]=$flytrap_pid
   targets="$targets $1"
 }
 flytrap_target flytrap-sleep "$bin/flytrap" $'spin_us = 0\n'
 flytrap_target flytrap "$bin/flytrap" ""
 if [ -n "${BASE_BIN:-}" ]; then flytrap_target flytrap-base "$BASE_BIN" $'spin_us = 0\n'; fi
+if [ "${TLS:-0}" = 1 ]; then
+  # The client's TLS terminated by the proxy, plain TCP to Mosquitto; direct-tls is Mosquitto's
+  # own TLS, the reference for these targets' added latency.
+  port[direct-tls]=$broker_tls; pid[direct-tls]=${pid[direct]}
+  targets="$targets direct-tls haproxy-tls flytrap-sleep-tls flytrap-tls"
+  if [ -n "${RUNTIMES:-}" ]; then
+    for rt in glommio tokio; do runtime_target "rt-$rt-tls-mqtt" "$rt" 1 0 "$work/cert.pem"; done
+  fi
+  for t in $targets; do [[ $t == *-tls* ]] && tls[$t]=1; done
+fi
 
 # CPU of a process: "user_ticks system_ticks runtime_ns", all threads.
 cpu() {
@@ -98,11 +121,12 @@ hz=$(getconf CLK_TCK)
 for r in $(seq "$rounds"); do
   for t in $targets; do
     read -r u0 s0 c0 < <(cpu "${pid[$t]}")
+    ca=(); [ -n "${tls[$t]:-}" ] && ca=(--tls-ca "$work/cert.pem")
     client $bin/flytrap-bench rtt --target "127.0.0.1:${port[$t]}" --samples "$trips" --warmup 500 \
-      --label "$t" >"$out/$r-$t.json"
+      --label "$t" "${ca[@]}" >"$out/$r-$t.json"
     read -r u1 s1 c1 < <(cpu "${pid[$t]}")
     tput=""
-    if [ "${THROUGHPUT:-0}" = 1 ]; then
+    if [ "${THROUGHPUT:-0}" = 1 ] && [ -z "${tls[$t]:-}" ]; then  # flytrap-bench throughput: TCP only
       read -r _ _ c2 < <(cpu "${pid[$t]}")
       client $bin/flytrap-bench throughput --target "127.0.0.1:${port[$t]}" --seconds 3 --window 64 \
         --label "$t" >"$out/$r-$t-tput.json"
@@ -134,5 +158,5 @@ for t, kv in rows.items():
     print(f"{t:14s} " + "  ".join(cells))
 EOF
 cat "$out/summary.txt"
-machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} BASE_BIN=${BASE_BIN:-} BUSY=${BUSY:-} THROUGHPUT=${THROUGHPUT:-0} RUNTIMES=${RUNTIMES:-} bench/floor.sh $rounds $trips" "$placement"
+machine_txt "$out/machine.txt" "UNPINNED=${UNPINNED:-0} BASE_BIN=${BASE_BIN:-} BUSY=${BUSY:-} THROUGHPUT=${THROUGHPUT:-0} TLS=${TLS:-0} RUNTIMES=${RUNTIMES:-} bench/floor.sh $rounds $trips" "$placement"
 echo "results: $out"

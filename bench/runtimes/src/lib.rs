@@ -14,6 +14,31 @@ pub fn ports() -> (u16, u16) {
     }
 }
 
+/// The TLS server configuration from `FWD_CERT` and `FWD_KEY` (PEM files), if both are set and
+/// not empty:
+/// the forwarder then terminates the client's TLS.
+pub fn tls() -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let set = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let cert = set("FWD_CERT")?;
+    let key = set("FWD_KEY")?;
+    let certs = CertificateDer::pem_file_iter(&cert)
+        .expect("FWD_CERT")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("FWD_CERT");
+    let key = PrivateKeyDer::from_pem_file(&key).expect("FWD_KEY");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("certificate and key");
+    Some(std::sync::Arc::new(config))
+}
+
 /// Whether to frame and decode what is forwarded (`FWD_MQTT=1`).
 pub fn mqtt() -> bool {
     std::env::var("FWD_MQTT").is_ok_and(|v| v == "1")

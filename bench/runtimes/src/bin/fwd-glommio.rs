@@ -1,7 +1,8 @@
 //! glommio (FlyTrap's vendored, patched copy), one executor that sleeps when idle, as a
 //! FlyTrap shard that is not confined. The two tasks of a connection share each stream
 //! through an `Rc<RefCell<_>>`, borrowed for one poll at a time, as FlyTrap's pumps do
-//! (engine/src/io.rs).
+//! (engine/src/io.rs). With `FWD_CERT`/`FWD_KEY`, the client's side is TLS (futures-rustls,
+//! as FlyTrap).
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
@@ -13,10 +14,16 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
-#[derive(Clone)]
-struct Half(Rc<RefCell<TcpStream>>);
+/// One of the two tasks' handles on a stream.
+struct Half<S>(Rc<RefCell<S>>);
 
-impl AsyncRead for Half {
+impl<S> Clone for Half<S> {
+    fn clone(&self) -> Self {
+        Half(self.0.clone())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Half<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -26,7 +33,7 @@ impl AsyncRead for Half {
     }
 }
 
-impl AsyncWrite for Half {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Half<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -42,7 +49,11 @@ impl AsyncWrite for Half {
     }
 }
 
-async fn copy(mut from: Half, mut to: Half, mqtt: bool) {
+async fn copy<F, T>(mut from: Half<F>, mut to: Half<T>, mqtt: bool)
+where
+    F: AsyncRead + Unpin,
+    T: AsyncWrite + Unpin,
+{
     let mut buf = vec![0u8; 65536];
     let mut have = 0;
     loop {
@@ -67,6 +78,7 @@ async fn copy(mut from: Half, mut to: Half, mqtt: bool) {
 fn main() {
     let (listen, upstream) = flytrap_bench_runtimes::ports();
     let mqtt = flytrap_bench_runtimes::mqtt();
+    let tls = flytrap_bench_runtimes::tls();
     LocalExecutorBuilder::new(Placement::Unbound)
         .make()
         .expect("executor")
@@ -74,14 +86,24 @@ fn main() {
             let l = TcpListener::bind(("127.0.0.1", listen)).expect("bind");
             loop {
                 let Ok(c) = l.accept().await else { continue };
+                let tls = tls.clone();
                 glommio::spawn_local(async move {
                     let Ok(u) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                         return;
                     };
                     let _ = c.set_nodelay(true);
                     let _ = u.set_nodelay(true);
-                    let c = Half(Rc::new(RefCell::new(c)));
                     let u = Half(Rc::new(RefCell::new(u)));
+                    if let Some(tls) = tls {
+                        let Ok(c) = futures_rustls::TlsAcceptor::from(tls).accept(c).await else {
+                            return;
+                        };
+                        let c = Half(Rc::new(RefCell::new(c)));
+                        glommio::spawn_local(copy(c.clone(), u.clone(), mqtt)).detach();
+                        copy(u, c, mqtt).await;
+                        return;
+                    }
+                    let c = Half(Rc::new(RefCell::new(c)));
                     glommio::spawn_local(copy(c.clone(), u.clone(), mqtt)).detach();
                     copy(u, c, mqtt).await;
                 })

@@ -1,13 +1,72 @@
 //! tokio's current-thread runtime (epoll). With `FWD_READY=1`, readiness first: `readable`,
 //! then `try_read` into the thread's scratch space, so an idle connection holds no buffer.
+//! With `FWD_CERT`/`FWD_KEY`, the client's side is TLS (tokio-rustls).
+use std::cell::RefCell;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn copy(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
+    mqtt: bool,
+) {
+    let mut buf = vec![0u8; 65536];
+    let mut have = 0;
+    loop {
+        match from.read(&mut buf[have..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                have += n;
+                let Some(whole) = flytrap_bench_runtimes::walk(mqtt, &buf[..have]) else {
+                    break;
+                };
+                if to.write_all(&buf[..whole]).await.is_err() {
+                    break;
+                }
+                buf.copy_within(whole..have, 0);
+                have -= whole;
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// One of the two tasks' handles on a stream (TLS: one rustls session, so not `into_split`).
+struct Half<S>(Rc<RefCell<S>>);
+
+impl<S: AsyncRead + Unpin> AsyncRead for Half<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Half<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(cx)
+    }
+}
+
+async fn copy_tls<F: AsyncRead + Unpin, T: AsyncWrite + Unpin>(
+    mut from: Half<F>,
+    mut to: Half<T>,
     mqtt: bool,
 ) {
     let mut buf = vec![0u8; 65536];
@@ -55,6 +114,7 @@ fn main() {
     let (listen, upstream) = flytrap_bench_runtimes::ports();
     let mqtt = flytrap_bench_runtimes::mqtt();
     let ready = std::env::var("FWD_READY").is_ok_and(|v| v == "1");
+    let tls = flytrap_bench_runtimes::tls().map(tokio_rustls::TlsAcceptor::from);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -68,12 +128,24 @@ fn main() {
             let Ok((c, _)) = l.accept().await else {
                 continue;
             };
+            let tls = tls.clone();
             tokio::task::spawn_local(async move {
                 let Ok(u) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                     return;
                 };
                 let _ = c.set_nodelay(true);
                 let _ = u.set_nodelay(true);
+                if let Some(tls) = tls {
+                    let Ok(c) = tls.accept(c).await else {
+                        return;
+                    };
+                    let c = Half(Rc::new(RefCell::new(c)));
+                    let u = Half(Rc::new(RefCell::new(u)));
+                    let (c2, u2) = (Half(c.0.clone()), Half(u.0.clone()));
+                    tokio::task::spawn_local(copy_tls(c2, u2, mqtt));
+                    copy_tls(u, c, mqtt).await;
+                    return;
+                }
                 if ready {
                     let (c, u) = (Rc::new(Ready(c)), Rc::new(Ready(u)));
                     let (c2, u2) = (c.clone(), u.clone());
