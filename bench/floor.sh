@@ -28,7 +28,9 @@
 #                                                   with FlyTrap's codec (FWD_MQTT=1);
 #                                                   "rt-monoio-ready-mqtt", "rt-tokio-ready-
 #                                                   mqtt" wait for readiness and call recv/send
-#                                                   themselves (FWD_READY=1)
+#                                                   themselves (FWD_READY=1); "rt-tokio-ready-
+#                                                   spin-mqtt" also spins up to 50 µs after
+#                                                   traffic, as FlyTrap does (FWD_SPIN_US=50)
 #
 # Results: bench/results/floor-<UTC time>/ (runs.txt, summary.txt, machine.txt).
 source "$(dirname "$0")/lib.sh"
@@ -68,9 +70,9 @@ for ns in ${BUSY:-}; do
   wait_port "${port[busy-$ns]}"
   targets="$targets busy-$ns"
 done
-runtime_target() {  # NAME RUNTIME FWD_MQTT [FWD_READY] [FWD_CERT]
+runtime_target() {  # NAME RUNTIME FWD_MQTT [FWD_READY] [FWD_CERT] [FWD_SPIN_US]
   port[$1]=$(free_port)
-  FWD_CERT=${5:-} FWD_KEY=${5:+$work/key.pem} FWD_MQTT=$3 FWD_READY=${4:-0} on_cpu 1 bench/runtimes/target/release/fwd-$2 "${port[$1]}" "$broker" & pids+=($!); pid[$1]=$!
+  FWD_CERT=${5:-} FWD_KEY=${5:+$work/key.pem} FWD_MQTT=$3 FWD_READY=${4:-0} FWD_SPIN_US=${6:-} on_cpu 1 bench/runtimes/target/release/fwd-$2 "${port[$1]}" "$broker" & pids+=($!); pid[$1]=$!
   wait_port "${port[$1]}"
   targets="$targets $1"
 }
@@ -87,6 +89,8 @@ case ${RUNTIMES:-} in
     if [ "$RUNTIMES" != copy ]; then
       runtime_target "rt-monoio-ready-mqtt" monoio 1 1
       runtime_target "rt-tokio-ready-mqtt" tokio 1 1
+      # …and spinning as a confined FlyTrap shard does (FWD_SPIN_US).
+      runtime_target "rt-tokio-ready-spin-mqtt" tokio 1 1 "" 50
     fi ;;
   *) echo "RUNTIMES is copy, mqtt or both" >&2; exit 2 ;;
 esac

@@ -120,6 +120,7 @@ pub async fn copy_ready<F: ReadyIo, T: ReadyIo>(from: &F, to: &T, mqtt: bool) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Step::Wait,
                 Err(_) => return Step::End,
             };
+            arrived();
             let have = t + n;
             let Some(whole) = walk(mqtt, &s[..have]) else {
                 return Step::End;
@@ -147,4 +148,36 @@ pub async fn copy_ready<F: ReadyIo, T: ReadyIo>(from: &F, to: &T, mqtt: bool) {
         }
     }
     to.shutdown_write();
+}
+
+thread_local! {
+    /// Reads that brought bytes, on this thread ([`arrived`]).
+    static ARRIVALS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// A task parked until the next arrival ([`next_arrival`]).
+    static PARKED: std::cell::RefCell<Option<std::task::Waker>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Counts a read that brought bytes, and wakes a task parked in [`next_arrival`].
+pub fn arrived() {
+    ARRIVALS.set(ARRIVALS.get().wrapping_add(1));
+    if let Some(w) = PARKED.take() {
+        w.wake();
+    }
+}
+
+/// Reads that brought bytes so far on this thread.
+pub fn arrivals() -> u64 {
+    ARRIVALS.get()
+}
+
+/// Waits until a read after `seen` ([`arrivals`]) brings bytes.
+pub fn next_arrival(seen: u64) -> impl std::future::Future<Output = ()> {
+    std::future::poll_fn(move |cx| {
+        if ARRIVALS.get() != seen {
+            return std::task::Poll::Ready(());
+        }
+        PARKED.set(Some(cx.waker().clone()));
+        std::task::Poll::Pending
+    })
 }

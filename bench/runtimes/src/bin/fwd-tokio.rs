@@ -1,6 +1,7 @@
 //! tokio's current-thread runtime (epoll). With `FWD_READY=1`, readiness first: `readable`,
 //! then `try_read` into the thread's scratch space, so an idle connection holds no buffer.
-//! With `FWD_CERT`/`FWD_KEY`, the client's side is TLS (tokio-rustls).
+//! With `FWD_CERT`/`FWD_KEY`, the client's side is TLS (tokio-rustls). With `FWD_SPIN_US`,
+//! the thread spins as a confined FlyTrap shard does ([`spinner`]).
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -20,6 +21,7 @@ async fn copy(
         match from.read(&mut buf[have..]).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                flytrap_bench_runtimes::arrived();
                 have += n;
                 let Some(whole) = flytrap_bench_runtimes::walk(mqtt, &buf[..have]) else {
                     break;
@@ -75,6 +77,7 @@ async fn copy_tls<F: AsyncRead + Unpin, T: AsyncWrite + Unpin>(
         match from.read(&mut buf[have..]).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                flytrap_bench_runtimes::arrived();
                 have += n;
                 let Some(whole) = flytrap_bench_runtimes::walk(mqtt, &buf[..have]) else {
                     break;
@@ -88,6 +91,30 @@ async fn copy_tls<F: AsyncRead + Unpin, T: AsyncWrite + Unpin>(
         }
     }
     let _ = to.shutdown().await;
+}
+
+/// With `FWD_SPIN_US`, FlyTrap's adaptive spin on tokio: after a read brought bytes, a task
+/// keeps the thread polling for up to that long (`yield_now`: tokio polls its I/O driver
+/// without blocking before it runs a task that yielded), calling `sched_yield` on every turn
+/// and parking as soon as one lets another thread run for over 5 µs (the CPU is contended),
+/// as glommio patch 1 does. After an idle period longer than that, the thread sleeps.
+async fn spinner(max: std::time::Duration) {
+    use flytrap_bench_runtimes::{arrivals, next_arrival};
+    loop {
+        let seen = arrivals();
+        let idle = std::time::Instant::now();
+        while arrivals() == seen && idle.elapsed() < max {
+            let turn = std::time::Instant::now();
+            std::thread::yield_now();
+            if turn.elapsed() > std::time::Duration::from_micros(5) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if arrivals() == seen {
+            next_arrival(seen).await;
+        }
+    }
 }
 
 struct Ready(TcpStream);
@@ -120,7 +147,13 @@ fn main() {
         .build()
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
+    let spin = std::env::var("FWD_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
     local.block_on(&rt, async move {
+        if let Some(us) = spin.filter(|&us| us > 0) {
+            tokio::task::spawn_local(spinner(std::time::Duration::from_micros(us)));
+        }
         let l = TcpListener::bind(("127.0.0.1", listen))
             .await
             .expect("bind");
