@@ -10,11 +10,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn copy(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mqtt: bool,
-) {
+/// The copy of one direction: the split halves of a plain stream, or [`Half`]s of a TLS one.
+async fn copy<F: AsyncRead + Unpin, T: AsyncWrite + Unpin>(mut from: F, mut to: T, mqtt: bool) {
     let mut buf = vec![0u8; 65536];
     let mut have = 0;
     loop {
@@ -64,33 +61,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Half<S> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(cx)
     }
-}
-
-async fn copy_tls<F: AsyncRead + Unpin, T: AsyncWrite + Unpin>(
-    mut from: Half<F>,
-    mut to: Half<T>,
-    mqtt: bool,
-) {
-    let mut buf = vec![0u8; 65536];
-    let mut have = 0;
-    loop {
-        match from.read(&mut buf[have..]).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                flytrap_bench_runtimes::arrived();
-                have += n;
-                let Some(whole) = flytrap_bench_runtimes::walk(mqtt, &buf[..have]) else {
-                    break;
-                };
-                if to.write_all(&buf[..whole]).await.is_err() {
-                    break;
-                }
-                buf.copy_within(whole..have, 0);
-                have -= whole;
-            }
-        }
-    }
-    let _ = to.shutdown().await;
 }
 
 /// With `FWD_SPIN_US`, FlyTrap's adaptive spin on tokio: after a read brought bytes, a task
@@ -175,8 +145,8 @@ fn main() {
                     let c = Half(Rc::new(RefCell::new(c)));
                     let u = Half(Rc::new(RefCell::new(u)));
                     let (c2, u2) = (Half(c.0.clone()), Half(u.0.clone()));
-                    tokio::task::spawn_local(copy_tls(c2, u2, mqtt));
-                    copy_tls(u, c, mqtt).await;
+                    tokio::task::spawn_local(copy(c2, u2, mqtt));
+                    copy(u, c, mqtt).await;
                     return;
                 }
                 if ready {
