@@ -72,7 +72,8 @@ for ns in ${BUSY:-}; do
 done
 runtime_target() {  # NAME RUNTIME FWD_MQTT [FWD_READY] [FWD_CERT] [FWD_SPIN_US]
   port[$1]=$(free_port)
-  FWD_CERT=${5:-} FWD_KEY=${5:+$work/key.pem} FWD_MQTT=$3 FWD_READY=${4:-0} FWD_SPIN_US=${6:-} on_cpu 1 bench/runtimes/target/release/fwd-$2 "${port[$1]}" "$broker" & pids+=($!); pid[$1]=$!
+  FWD_CERT=${5:-} FWD_KEY=${5:+$work/key.pem} FWD_MQTT=$3 FWD_READY=${4:-0} FWD_SPIN_US=${6:-} \
+    on_cpu 1 bench/runtimes/target/release/fwd-$2 "${port[$1]}" "$broker" & pids+=($!); pid[$1]=$!
   wait_port "${port[$1]}"
   targets="$targets $1"
 }
@@ -136,7 +137,7 @@ for r in $(seq "$rounds"); do
         --label "$t" >"$out/$r-$t-tput.json"
       read -r _ _ c3 < <(cpu "${pid[$t]}")
       acked=$(jq .acked "$out/$r-$t-tput.json")
-      tput="msgs_s $(jq '.msgs_per_s | floor' "$out/$r-$t-tput.json") msg_cpu_ns $(((c3 - c2) / acked))"
+      tput="msgs_s $(jq '.msgs_per_s | floor' "$out/$r-$t-tput.json") msg_cpu_ns $(((c3 - c2) / (acked > 0 ? acked : 1)))"
     fi
     echo "$r $t p50 $(jq .p50_us "$out/$r-$t.json") p99 $(jq .p99_us "$out/$r-$t.json")" \
       "cpu_ns $(((c1 - c0) / trips)) user_ns $(((u1 - u0) * 1000000000 / hz / trips))" \

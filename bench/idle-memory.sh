@@ -63,12 +63,10 @@ hold "$f4port" "$f4pid" flytrap-4k
 hold "$hport" "$hpid" haproxy
 if [ "${RUNTIMES:-0}" = 1 ]; then
   (cd bench/runtimes && cargo build --locked --release -q)
-  for rt in tokio; do
-    p=$(free_port)
-    FWD_MQTT=1 FWD_READY=1 on_cpu 0-1 bench/runtimes/target/release/fwd-$rt "$p" "$broker" & pids+=($!)
-    rpid=$!; wait_port "$p"; sleep 1
-    hold "$p" "$rpid" "rt-$rt-ready"
-  done
+  p=$(free_port)
+  FWD_MQTT=1 FWD_READY=1 on_cpu 0-1 bench/runtimes/target/release/fwd-tokio "$p" "$broker" & pids+=($!)
+  rpid=$!; wait_port "$p"; sleep 1
+  hold "$p" "$rpid" rt-tokio-ready
 fi
 machine_txt "$out/machine.txt" "RUNTIMES=${RUNTIMES:-0} bench/idle-memory.sh $n" "unpinned"
 cat "$out/results.jsonl"

@@ -1,4 +1,5 @@
-//! Shared by the forwarders: the command line, and the MQTT walk of a read.
+//! Shared by the forwarders: the command line and settings, the MQTT walk of a read, the
+//! readiness-first copy (tokio, monoio), and the arrivals that drive tokio's spin.
 
 use flytrap_proto::{Framer, Packet, Version};
 
@@ -15,8 +16,7 @@ pub fn ports() -> (u16, u16) {
 }
 
 /// The TLS server configuration from `FWD_CERT` and `FWD_KEY` (PEM files), if both are set and
-/// not empty:
-/// the forwarder then terminates the client's TLS.
+/// not empty: the forwarder then terminates the client's TLS.
 pub fn tls() -> Option<std::sync::Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -110,6 +110,7 @@ pub async fn copy_ready<F: ReadyIo, T: ReadyIo>(from: &F, to: &T, mqtt: bool) {
                 Err(_) => return,
             }
         }
+        // Written out: give its allocation back, as an idle connection holds none.
         unsent = Vec::new();
         let step = SCRATCH.with_borrow_mut(|s| {
             let t = tail.len();

@@ -66,6 +66,8 @@ impl flytrap_bench_runtimes::ReadyIo for Ready {
 /// Readiness mode's connection: std streams for the system calls, monoio streams on
 /// duplicates of the same sockets for the waits.
 async fn relay_ready(c: std::net::TcpStream, upstream: u16, mqtt: bool) -> std::io::Result<()> {
+    // A blocking connect on the thread: loopback, once per connection, and connects are not
+    // what this benchmark times (the std stream is what the system calls need).
     let u = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
     for s in [&c, &u] {
         s.set_nodelay(true)?;

@@ -37,6 +37,12 @@ async fn copy<F: AsyncRead + Unpin, T: AsyncWrite + Unpin>(mut from: F, mut to: 
 /// One of the two tasks' handles on a stream (TLS: one rustls session, so not `into_split`).
 struct Half<S>(Rc<RefCell<S>>);
 
+impl<S> Clone for Half<S> {
+    fn clone(&self) -> Self {
+        Half(self.0.clone())
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Half<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -144,8 +150,7 @@ fn main() {
                     };
                     let c = Half(Rc::new(RefCell::new(c)));
                     let u = Half(Rc::new(RefCell::new(u)));
-                    let (c2, u2) = (Half(c.0.clone()), Half(u.0.clone()));
-                    tokio::task::spawn_local(copy(c2, u2, mqtt));
+                    tokio::task::spawn_local(copy(c.clone(), u.clone(), mqtt));
                     copy(u, c, mqtt).await;
                     return;
                 }
