@@ -115,12 +115,11 @@ impl AuthzShared {
     /// thread appends it durably; a full queue makes the spawned task wait, never drop it.
     fn audit(&self, record: AuditRecord) {
         let chain = self.chain.clone();
-        glommio::spawn_local(async move {
+        tokio::task::spawn_local(async move {
             if let Err(e) = chain.audit(record).await {
                 tracing::error!(error = %e, "audit record could not be spooled");
             }
-        })
-        .detach();
+        });
     }
 
     /// Applies a ban (or a lift) recorded on the chain by any operator.
@@ -229,7 +228,7 @@ impl ChainAuthorizer {
         let mut notices = shared.chain.subscribe();
         let listener_cache = Rc::downgrade(&cache);
         let listener_shared = shared.clone();
-        glommio::spawn_local(async move {
+        tokio::task::spawn_local(async move {
             while let Some(notice) = notices.recv().await {
                 let Some(cache) = listener_cache.upgrade() else {
                     return;
@@ -242,8 +241,7 @@ impl ChainAuthorizer {
                     Notice::Banned(ban) => listener_shared.chain_ban(&ban),
                 }
             }
-        })
-        .detach();
+        });
         ChainAuthorizer {
             verifier: Rc::new(Verifier::new(
                 shared.config.allow_static,

@@ -13,19 +13,20 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// What an idle shard does before it sleeps in the kernel until the next event.
+/// What an idle shard does before it sleeps in the kernel until the next event (see
+/// [`crate::runtime`]).
 ///
-/// Sleeping costs a wake-up per event (the kernel's scheduler and io_uring's completion
-/// path: about half of what the proxy adds to a loopback round trip, see BENCHMARKS.md);
-/// polling costs CPU that a broker sharing the core may need.
+/// Sleeping costs a wake-up per event (the kernel's scheduler and epoll's: about half of what
+/// a proxy adds to a loopback round trip, see BENCHMARKS.md); polling costs CPU that a broker
+/// sharing the core may need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Park {
     /// Sleep at once.
     Sleep,
-    /// Poll this long, always, then sleep.
+    /// Poll this long after every arrival (bytes read, a connection accepted), then sleep.
     Spin(Duration),
-    /// Poll up to this long, but only while events keep arriving within it (an idle shard
-    /// sleeps at once), yielding the CPU on every turn to any thread ready to run on it.
+    /// Poll up to this long after every arrival, yielding the CPU on every turn to any thread
+    /// ready to run on it, and sleep as soon as one took it (the CPU is contended).
     Adaptive(Duration),
 }
 
@@ -43,8 +44,7 @@ pub struct EngineConfig {
     /// CPUs to pin shards to, in order; empty = the first `shards` CPUs available.
     pub cpus: Vec<usize>,
     /// Pin each shard's thread to its CPU in `cpus`; `false` leaves placement to the
-    /// kernel's scheduler, within the CPUs the process may use. glommio spins before parking
-    /// (`park`) only on a pinned executor: an unpinned shard sleeps at once.
+    /// kernel's scheduler, within the CPUs the process may use.
     pub pin: bool,
     /// Plain TCP listener.
     pub listen_tcp: Option<SocketAddr>,

@@ -18,7 +18,7 @@ use crate::pump::{Ctx, End, Shared};
 use crate::shard::ShardCtx;
 
 /// Reads until one whole frame is in `buf`, and splits it off.
-async fn read_frame<S: futures_lite::io::AsyncRead + Unpin>(
+async fn read_frame<S: tokio::io::AsyncRead + Unpin>(
     rd: &mut Reader<S>,
     buf: &mut BytesMut,
     framer: Framer,
@@ -104,22 +104,20 @@ async fn establish<A: Authorizer>(
 
     // 1. CONNECT, within the timeout.
     let read = read_frame(&mut rd, &mut buf, framer);
-    let frame =
-        match glommio::timer::timeout(shard.config.connect_timeout, async { Ok(read.await) }).await
-        {
-            Ok(Ok(frame)) => frame,
-            Ok(Err(Some(_))) => {
-                metrics.inc(|m| &m.malformed);
-                client.close().await;
-                return None;
-            }
-            Ok(Err(None)) => return None,
-            Err(_) => {
-                metrics.inc(|m| &m.connect_timeout);
-                client.close().await;
-                return None;
-            }
-        };
+    let frame = match tokio::time::timeout(shard.config.connect_timeout, read).await {
+        Ok(Ok(frame)) => frame,
+        Ok(Err(Some(_))) => {
+            metrics.inc(|m| &m.malformed);
+            client.close().await;
+            return None;
+        }
+        Ok(Err(None)) => return None,
+        Err(_) => {
+            metrics.inc(|m| &m.connect_timeout);
+            client.close().await;
+            return None;
+        }
+    };
     let read_at = Instant::now();
     let connect = match Packet::decode(&frame, Version::V5) {
         Ok(Packet::Connect(c)) => c,
@@ -209,10 +207,8 @@ async fn establish<A: Authorizer>(
     let mut rewritten = BytesMut::with_capacity(frame.len());
     let sent = rewrite_connect(&frame, &ConnectRewrite::FLYTRAP, &mut rewritten).is_ok()
         && matches!(
-            glommio::timer::timeout(shard.config.broker_connect_timeout, async {
-                Ok(broker.send(&rewritten).await)
-            })
-            .await,
+            tokio::time::timeout(shard.config.broker_connect_timeout, broker.send(&rewritten))
+                .await,
             Ok(Ok(()))
         );
     if !sent {
@@ -225,10 +221,7 @@ async fn establish<A: Authorizer>(
     // that drops the connection — is an unreachable broker too: CONNACK 0x88, not a bare close.
     let mut from_broker = BytesMut::new();
     let answer = read_frame(&mut brd, &mut from_broker, framer);
-    let answer = glommio::timer::timeout(shard.config.broker_connect_timeout, async {
-        Ok(answer.await)
-    })
-    .await;
+    let answer = tokio::time::timeout(shard.config.broker_connect_timeout, answer).await;
     drop(pending);
     let broker_buf = match answer {
         Ok(Ok(first)) => {
@@ -348,7 +341,7 @@ impl<A: Authorizer> AuthExchange<'_, '_, A> {
 
         let wait = self.deadline.saturating_duration_since(Instant::now());
         let read = read_frame(rd, buf, framer);
-        let frame = match glommio::timer::timeout(wait, async { Ok(read.await) }).await {
+        let frame = match tokio::time::timeout(wait, read).await {
             Ok(Ok(frame)) => frame,
             Ok(Err(Some(e))) => {
                 metrics.inc(|m| &m.malformed);

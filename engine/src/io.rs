@@ -14,9 +14,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker, ready};
 
-use futures_lite::future::poll_fn;
-use futures_lite::io::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
+use std::future::poll_fn;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 /// A connection, plain TCP or TLS (`T` is rustls' server or client stream).
 #[derive(Debug)]
@@ -28,9 +29,9 @@ pub enum Stream<T> {
 }
 
 /// A client connection.
-pub(crate) type ClientStream = Stream<futures_rustls::server::TlsStream<TcpStream>>;
+pub(crate) type ClientStream = Stream<tokio_rustls::server::TlsStream<TcpStream>>;
 /// A connection this side opened (to a broker; the load generator's to a server).
-pub type BrokerStream = Stream<futures_rustls::client::TlsStream<TcpStream>>;
+pub type BrokerStream = Stream<tokio_rustls::client::TlsStream<TcpStream>>;
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
@@ -51,8 +52,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         delegate!(self, s => s.poll_read(cx, buf))
     }
 }
@@ -70,8 +71,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<T> {
         delegate!(self, s => s.poll_flush(cx))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => s.poll_close(cx))
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
     }
 }
 
@@ -145,11 +146,18 @@ impl<S: AsyncRead + Unpin> Reader<S> {
         poll_fn(|cx| self.poll_read(cx, buf)).await
     }
 
-    /// One poll of a read into `buf`. glommio waits for readiness and then reads without
+    /// One poll of a read into `buf`. tokio waits for readiness and then reads without
     /// blocking, so `buf` is only written during this call, never while the read is pending:
-    /// a caller may pass a different buffer to each poll.
+    /// a caller may pass a different buffer to each poll. Bytes read count as an arrival for
+    /// the shard's spin ([`crate::runtime::arrived`]).
     pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.shared.stream.borrow_mut()).poll_read(cx, buf)
+        let mut buf = ReadBuf::new(buf);
+        ready!(Pin::new(&mut *self.shared.stream.borrow_mut()).poll_read(cx, &mut buf))?;
+        let n = buf.filled().len();
+        if n > 0 {
+            crate::runtime::arrived();
+        }
+        Poll::Ready(Ok(n))
     }
 }
 
@@ -195,7 +203,8 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
 
     /// Closes the write side (TLS close_notify, then FIN).
     pub async fn close(&self) {
-        let _ = poll_fn(|cx| Pin::new(&mut *self.shared.stream.borrow_mut()).poll_close(cx)).await;
+        let _ =
+            poll_fn(|cx| Pin::new(&mut *self.shared.stream.borrow_mut()).poll_shutdown(cx)).await;
     }
 }
 
@@ -219,9 +228,9 @@ mod tests {
         fn poll_read(
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
-            _: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            Poll::Ready(Ok(0))
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
         }
     }
 
@@ -245,7 +254,7 @@ mod tests {
             Poll::Ready(Ok(()))
         }
 
-        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
     }

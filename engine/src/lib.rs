@@ -1,6 +1,7 @@
-//! The FlyTrap data plane: a thread-per-core MQTT proxy engine on glommio (io_uring).
+//! The FlyTrap data plane: a thread-per-core MQTT proxy engine on tokio's current-thread
+//! runtime (epoll), one per core.
 //!
-//! One executor per core, pinned; each accepts on its own `SO_REUSEPORT` listener, so the
+//! One shard thread per core ([`runtime`]), pinned when the process covers its CPUs; each accepts on its own `SO_REUSEPORT` listener, so the
 //! kernel spreads connections over the cores and a connection lives on one shard for its whole
 //! life. Everything a connection touches is shard-local: no locks on the hot path.
 //!
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proxy_protocol;
 mod pump;
+pub mod runtime;
 pub mod seen;
 mod shard;
 pub mod tls;

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use futures_lite::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest v1 header (spec §2.1).
@@ -211,7 +211,7 @@ mod tests {
             "127.0.0.1:1883".parse().unwrap(),
         );
         input.extend_from_slice(b"\x10rest");
-        let mut cursor = futures_lite::io::Cursor::new(input);
+        let mut cursor = std::io::Cursor::new(input);
         let addr = futures_lite::future::block_on(read_header(&mut cursor)).unwrap();
         assert_eq!(addr, Some("192.0.2.9:77".parse().unwrap()));
         let mut rest = Vec::new();
@@ -219,14 +219,14 @@ mod tests {
         assert_eq!(rest, b"\x10rest");
 
         let mut cursor =
-            futures_lite::io::Cursor::new(b"PROXY TCP4 10.1.2.3 10.0.0.1 5 6\r\n\x16\x03".to_vec());
+            std::io::Cursor::new(b"PROXY TCP4 10.1.2.3 10.0.0.1 5 6\r\n\x16\x03".to_vec());
         let addr = futures_lite::future::block_on(read_header(&mut cursor)).unwrap();
         assert_eq!(addr, Some("10.1.2.3:5".parse().unwrap()));
         let mut rest = Vec::new();
         futures_lite::future::block_on(cursor.read_to_end(&mut rest)).unwrap();
         assert_eq!(rest, b"\x16\x03");
 
-        let mut cursor = futures_lite::io::Cursor::new(b"\x10\x0d\x00\x04MQTT\x04".to_vec());
+        let mut cursor = std::io::Cursor::new(b"\x10\x0d\x00\x04MQTT\x04".to_vec());
         assert!(futures_lite::future::block_on(read_header(&mut cursor)).is_err());
     }
 }

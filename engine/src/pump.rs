@@ -16,7 +16,7 @@ use flytrap_proto::{
     Ack, AckKind, Disconnect, Error as ProtoError, FixedHeader, Framer, Packet, Properties, QoS,
     ReasonCode, SubAck, Subscribe, Subscription, TopicAliases, Version,
 };
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::authz::{Authorizer, Check, Verdict};
 use crate::io::{Reader, Writer};
@@ -174,7 +174,7 @@ thread_local! {
 /// An idle connection holds no buffer: when a read finds nothing and `buf` is empty (no
 /// partial frame), its allocation is released and the read waits without one; the bytes that
 /// wake it are read into the shard's scratch space and copied into a buffer of their size.
-/// glommio reads only once the socket is readable, inside one poll, so the scratch space is
+/// tokio reads only once the socket is readable, inside one poll, so the scratch space is
 /// borrowed for that poll alone. A busy connection (data ready, or a partial frame) reads
 /// straight into its own buffer, with no copy.
 async fn fill<S: AsyncRead + Unpin>(
@@ -183,7 +183,7 @@ async fn fill<S: AsyncRead + Unpin>(
     read_size: &mut usize,
 ) -> io::Result<usize> {
     let mut released = false;
-    let result = futures_lite::future::poll_fn(|cx| {
+    let result = std::future::poll_fn(|cx| {
         if !released {
             let len = buf.len();
             buf.resize(len + *read_size, 0);
@@ -413,7 +413,7 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
     /// per keep-alive period, not one per read.
     pub(crate) async fn keep_alive(&self) -> End {
         let Some(idle) = self.client_idle else {
-            return futures_lite::future::pending().await;
+            return std::future::pending().await;
         };
         loop {
             let deadline = self.last_client_read.get() + idle;
@@ -421,7 +421,7 @@ impl<A: Authorizer, C: AsyncRead + AsyncWrite + Unpin, B: AsyncRead + AsyncWrite
             if now >= deadline {
                 break;
             }
-            glommio::timer::sleep(deadline - now).await;
+            tokio::time::sleep(deadline - now).await;
         }
         self.metrics.ended(Ended::KeepAlive);
         // MQTT 5 §4.13: the server may say why before it closes (boxed: this future lives as

@@ -1,8 +1,9 @@
-//! Shards: one pinned glommio executor per core, each with its own listeners and state.
+//! Shards: one runtime thread per core ([`crate::runtime`]), each with its own listeners and
+//! state.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,14 +11,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use flytrap_proto::{ConnAck, Framer, Packet};
-use futures_lite::io::AsyncReadExt;
-use glommio::net::{TcpListener, TcpStream};
-use glommio::sync::{Semaphore, StaticPermit};
-use glommio::{LocalExecutorBuilder, Placement};
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::authz::{Authorizer, ConnectInfo};
-use crate::config::{EngineConfig, Park};
+use crate::config::EngineConfig;
 use crate::io::{ClientStream, Stream};
 use crate::limits::{Admission, Limits, Refusal};
 use crate::metrics::{Metrics, ShardMetrics};
@@ -48,13 +48,13 @@ pub enum EngineError {
     /// No broker to forward to.
     #[error("no broker address configured")]
     NoBroker,
-    /// An executor could not be started.
-    #[error("cannot start shard {shard}: {reason}")]
+    /// A shard's thread could not be started (or pinned).
+    #[error("cannot start shard {shard}: {source}")]
     Executor {
         /// Shard index.
         shard: usize,
-        /// glommio's reason.
-        reason: String,
+        /// The cause.
+        source: std::io::Error,
     },
 }
 
@@ -68,7 +68,7 @@ pub(crate) struct ShardCtx<A> {
     limits: Arc<Limits>,
     tls: RefCell<Option<ShardTls>>,
     /// Handshake slots (`max_handshakes`); `None` = unbounded.
-    handshake_slots: Option<Rc<Semaphore>>,
+    handshake_slots: Option<Arc<Semaphore>>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -113,7 +113,7 @@ impl Stopper {
 /// A running engine.
 #[derive(Debug)]
 pub struct Engine {
-    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    handles: Vec<crate::runtime::ShardThread<()>>,
     stopper: Stopper,
     metrics: Metrics,
     tcp: Option<SocketAddr>,
@@ -201,15 +201,16 @@ impl Engine {
         );
         let config = Arc::new(config);
         let make_authorizer = Arc::new(make_authorizer);
-        let cpus = glommio::CpuSet::online()
-            .map(|s| s.len())
-            .unwrap_or(1)
-            .max(1);
+        let allowed = crate::runtime::allowed_cpus();
         let mut handles = Vec::with_capacity(shards);
         for shard in 0..shards {
             let tcp_socket = tcp_group.as_mut().map(|g| g.1.remove(0));
             let tls_socket = tls_group.as_mut().map(|g| g.1.remove(0));
-            let cpu = config.cpus.get(shard).copied().unwrap_or(shard % cpus);
+            let cpu = config
+                .cpus
+                .get(shard)
+                .copied()
+                .unwrap_or(allowed[shard % allowed.len()]);
             let config = config.clone();
             let make_authorizer = make_authorizer.clone();
             let shard_metrics = metrics.shard(shard);
@@ -217,30 +218,18 @@ impl Engine {
             let stopping = stopper.stopping.clone();
             let tls_store = tls_store.clone();
             let broker_tls = broker_tls.clone();
-            let placement = if config.pin {
-                Placement::Fixed(cpu)
-            } else {
-                Placement::Unbound
-            };
-            let mut builder = LocalExecutorBuilder::new(placement);
-            builder = match config.park {
-                Park::Sleep => builder,
-                Park::Spin(spin) => builder.spin_before_park(spin),
-                Park::Adaptive(max) => builder.spin_adaptive(max),
-            };
-            let handle = builder
-                .name(&format!("flytrap-shard-{shard}"))
-                // The engine does no storage I/O: keep glommio's registered buffers (locked
-                // memory) at its minimum.
-                .io_memory(64 << 10)
-                .spawn(move || async move {
+            let handle = crate::runtime::spawn(
+                format!("flytrap-shard-{shard}"),
+                config.pin.then_some(cpu),
+                config.park,
+                move || async move {
                     let dialer = Dialer {
                         sources: SourcePool::new(config.source_addresses.clone(), shard),
-                        tls: broker_tls.map(futures_rustls::TlsConnector::from),
+                        tls: broker_tls.map(tokio_rustls::TlsConnector::from),
                         timeout: config.broker_connect_timeout,
                     };
                     let handshake_slots = (config.max_handshakes > 0)
-                        .then(|| Rc::new(Semaphore::new(config.max_handshakes as u64)));
+                        .then(|| Arc::new(Semaphore::new(config.max_handshakes)));
                     let ctx = Rc::new(ShardCtx {
                         authz: make_authorizer(shard),
                         brokers: BrokerPool::new(
@@ -258,11 +247,9 @@ impl Engine {
                         stopping,
                     });
                     run_shard(ctx, tcp_socket, tls_socket).await;
-                })
-                .map_err(|e| EngineError::Executor {
-                    shard,
-                    reason: e.to_string(),
-                })?;
+                },
+            )
+            .map_err(|source| EngineError::Executor { shard, source })?;
             handles.push(handle);
         }
         Ok(Engine {
@@ -302,39 +289,35 @@ impl Engine {
     }
 }
 
-fn into_listener(socket: Socket) -> TcpListener {
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` comes from `into_raw_fd` on a socket we created, bound and set listening;
-    // ownership passes to the glommio listener, which closes it.
-    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+/// The shard's listener on a socket bound and listening.
+fn into_listener(socket: Socket) -> std::io::Result<TcpListener> {
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn run_shard<A: Authorizer>(ctx: Rc<ShardCtx<A>>, tcp: Option<Socket>, tls: Option<Socket>) {
-    glommio::spawn_local(ctx.brokers.clone().maintain()).detach();
+    tokio::task::spawn_local(ctx.brokers.clone().maintain());
     let mut loops = Vec::new();
-    if let Some(s) = tcp {
-        loops.push(glommio::spawn_local(accept_loop(
-            ctx.clone(),
-            into_listener(s),
-            false,
-        )));
-    }
-    if let Some(s) = tls {
-        loops.push(glommio::spawn_local(accept_loop(
-            ctx.clone(),
-            into_listener(s),
-            true,
-        )));
+    for (socket, tls) in [(tcp, false), (tls, true)] {
+        let Some(socket) = socket else { continue };
+        match into_listener(socket) {
+            Ok(listener) => loops.push(tokio::task::spawn_local(accept_loop(
+                ctx.clone(),
+                listener,
+                tls,
+            ))),
+            Err(e) => tracing::error!(error = %e, "cannot register a listener"),
+        }
     }
     for l in loops {
-        l.await;
+        let _ = l.await;
     }
     // No new client will take a pre-dialled connection: close them now.
     ctx.brokers.close();
     // Drain: give open connections time to finish.
     let deadline = Instant::now() + ctx.config.drain_timeout;
     while ctx.metrics.active.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -344,11 +327,11 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
         // handshake slot is free; until then it waits in the kernel's backlog, and its
         // handshake timeout has not started.
         let slot = match (&ctx.handshake_slots, tls) {
-            (Some(slots), true) => slots.acquire_static_permit(1).await.ok(),
+            (Some(slots), true) => slots.clone().acquire_owned().await.ok(),
             _ => None,
         };
-        // The peer's address comes with the accept (patched glommio): no getpeername.
-        let (stream, tcp_peer) = match listener.accept_with_peer().await {
+        // The peer's address comes with the accept: no getpeername.
+        let (stream, tcp_peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 if ctx.stopping.load(Ordering::SeqCst) {
@@ -357,7 +340,7 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
                 // One failed accept (EMFILE, ECONNABORTED, ...) never stops the shard.
                 ctx.metrics.inc(|m| &m.accept_errors);
                 tracing::warn!(error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
@@ -365,15 +348,16 @@ async fn accept_loop<A: Authorizer>(ctx: Rc<ShardCtx<A>>, listener: TcpListener,
             return;
         }
         let accepted_at = Instant::now();
+        // Its CONNECT (or ClientHello) follows within microseconds: worth the spin.
+        crate::runtime::arrived();
         ctx.metrics.inc(|m| &m.accepted);
-        glommio::spawn_local(serve_accepted(
+        tokio::task::spawn_local(serve_accepted(
             ctx.clone(),
             stream,
             tcp_peer,
             tls.then_some(slot),
             accepted_at,
-        ))
-        .detach();
+        ));
     }
 }
 
@@ -387,7 +371,7 @@ async fn serve_accepted<A: Authorizer>(
     ctx: Rc<ShardCtx<A>>,
     stream: TcpStream,
     tcp_peer: SocketAddr,
-    tls: Option<Option<StaticPermit>>,
+    tls: Option<Option<OwnedSemaphorePermit>>,
     accepted_at: Instant,
 ) {
     let Some((client, info, admission)) =
@@ -407,7 +391,7 @@ async fn admit<A: Authorizer>(
     ctx: &ShardCtx<A>,
     mut stream: TcpStream,
     tcp_peer: SocketAddr,
-    tls: Option<Option<StaticPermit>>,
+    tls: Option<Option<OwnedSemaphorePermit>>,
     accepted_at: Instant,
 ) -> Option<(ClientStream, ConnectInfo, Admission)> {
     let (tls, _slot) = match tls {
@@ -417,9 +401,10 @@ async fn admit<A: Authorizer>(
     // Behind a load balancer the client's address comes from the PROXY header, read before
     // any limit is checked and before the TLS handshake.
     let peer = if ctx.config.proxy_protocol {
-        let header = glommio::timer::timeout(ctx.config.connect_timeout, async {
-            Ok(crate::proxy_protocol::read_header(&mut stream).await)
-        })
+        let header = tokio::time::timeout(
+            ctx.config.connect_timeout,
+            crate::proxy_protocol::read_header(&mut stream),
+        )
         .await;
         match header {
             Ok(Ok(Some(addr))) => addr,
@@ -460,12 +445,8 @@ async fn admit<A: Authorizer>(
             Some(config) => {
                 let in_flight = InFlight::start(&ctx.metrics);
                 let started = Instant::now();
-                let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
-                let done = match glommio::timer::timeout(ctx.config.connect_timeout, async {
-                    Ok(accept.await)
-                })
-                .await
-                {
+                let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                let done = match tokio::time::timeout(ctx.config.connect_timeout, accept).await {
                     Ok(Ok(s)) => {
                         ctx.metrics.inc(|m| &m.tls_handshakes);
                         ctx.metrics.tls_handshake.observe(started.elapsed());
@@ -534,13 +515,13 @@ async fn refuse_plain(
             }
         }
     };
-    let frame = glommio::timer::timeout(Duration::from_secs(2), async { Ok(read.await) }).await;
+    let frame = tokio::time::timeout(Duration::from_secs(2), read).await;
     if let Ok(Some(frame)) = frame
         && let Ok(Packet::Connect(c)) = Packet::decode(&frame, flytrap_proto::Version::V5)
     {
         let mut out = BytesMut::new();
         ConnAck::new(reason).encode(c.version, &mut out);
-        let _ = futures_lite::io::AsyncWriteExt::write_all(&mut stream, &out).await;
+        let _ = stream.write_all(&out).await;
     }
 }
 

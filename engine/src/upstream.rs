@@ -9,10 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use futures_lite::future::poll_fn;
-use futures_lite::io::AsyncWrite;
-use glommio::net::TcpStream;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::TcpStream;
 
 use crate::io::{BrokerStream, Stream};
 
@@ -100,9 +98,8 @@ const IP_BIND_ADDRESS_NO_PORT: libc::c_int = 24;
 /// A non-blocking TCP socket with `TCP_NODELAY` whose connect to `to` has been started by a
 /// plain connect(2), from `source` when given; and whether that connect is still in progress.
 ///
-/// Not io_uring's connect: on loopback and fast links the handshake is usually done when
-/// connect(2) returns, and a ring connect would still cost a submission, its internal poll
-/// and a turn of the shard's loop before the CONNECT could be written.
+/// On loopback and fast links the handshake is usually done when connect(2) returns, so the
+/// CONNECT can be written without a turn of the shard's loop.
 fn start_connect(source: Option<IpAddr>, to: SocketAddr) -> io::Result<(TcpStream, bool)> {
     let socket = Socket::new(
         Domain::for_address(to),
@@ -133,11 +130,8 @@ fn start_connect(source: Option<IpAddr>, to: SocketAddr) -> io::Result<(TcpStrea
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,
         Err(e) => return Err(e),
     };
-    let fd = std::os::fd::IntoRawFd::into_raw_fd(socket);
-    // SAFETY: `fd` was just released by `into_raw_fd` from a TCP socket we created; the
-    // glommio stream takes sole ownership and closes it.
     Ok((
-        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) },
+        TcpStream::from_std(std::net::TcpStream::from(socket))?,
         in_progress,
     ))
 }
@@ -156,10 +150,10 @@ pub async fn connect(
     if let Some(source) = pool.take(addr) {
         return Ok(start_connect(Some(source), addr)?.0);
     }
-    let stream = TcpStream::connect_timeout(addr, timeout)
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
-        .map_err(io::Error::from)?;
-    stream.set_nodelay(true).map_err(io::Error::from)?;
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    stream.set_nodelay(true)?;
     Ok(stream)
 }
 
@@ -169,7 +163,7 @@ pub struct Dialer {
     /// The shard's source addresses.
     pub sources: SourcePool,
     /// TLS to the brokers.
-    pub tls: Option<futures_rustls::TlsConnector>,
+    pub tls: Option<tokio_rustls::TlsConnector>,
     /// Bound on the TCP connect, and again on the TLS handshake.
     pub timeout: Duration,
 }
@@ -189,22 +183,23 @@ impl Dialer {
     /// MQTT byte sent.
     pub async fn dial(&self, addr: SocketAddr) -> io::Result<BrokerStream> {
         let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
-        let (mut tcp, in_progress) = start_connect(self.sources.take(addr), addr)?;
-        // A connect still in progress: an empty write waits for it (writable once
-        // established) and reports a refusal, without sending anything.
+        let (tcp, in_progress) = start_connect(self.sources.take(addr), addr)?;
+        // A connect still in progress: writable once established (or failed); the socket's
+        // error says which.
         if in_progress {
-            glommio::timer::timeout(self.timeout, async {
-                Ok(poll_fn(|cx| std::pin::Pin::new(&mut tcp).poll_write(cx, &[])).await)
-            })
-            .await
-            .map_err(|_| timed_out())??;
+            tokio::time::timeout(self.timeout, tcp.writable())
+                .await
+                .map_err(|_| timed_out())??;
+            if let Some(e) = tcp.take_error()? {
+                return Err(e);
+            }
         }
         let Some(connector) = &self.tls else {
             return Ok(Stream::Tcp(tcp));
         };
         let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
         let handshake = connector.connect(name, tcp);
-        match glommio::timer::timeout(self.timeout, async { Ok(handshake.await) }).await {
+        match tokio::time::timeout(self.timeout, handshake).await {
             Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
             Ok(Err(e)) => {
                 tracing::warn!(%addr, error = %e, "broker TLS handshake failed");

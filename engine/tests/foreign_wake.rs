@@ -1,12 +1,9 @@
 //! A shard woken from another thread (the chain executor answering a cache miss) must run the
-//! woken task, however the wake races with the shard going to sleep. Two glommio patches
-//! (vendor/glommio/FLYTRAP-PATCH.md) are about this: 9, the sleep/notify handshake with two
-//! paired fences instead of a `membarrier` system call, and 10, the lost wake-up this test
-//! found: a pending preemption signal made the executor take itself for idle and park with the
-//! woken task queued. A lost wake-up leaves this test's executor asleep for good (it has no
-//! timers), which the deadline turns into a failure. The race is rare: without patch 10, 4 runs
-//! in 10 of this test failed at 20,000 rounds (5 in 100 at 3,000); with it, none in 20 (and
-//! none in 100 at 3,000).
+//! woken task, however the wake races with the shard going to sleep or spinning. glommio
+//! needed two patches for this (a fence pairing, and a lost wake-up this test found); tokio's
+//! current-thread runtime and the engine's spin task ([`flytrap_engine::runtime`]) must keep
+//! it. A lost wake-up leaves this test's shard asleep for good (it has no timers), which the
+//! deadline turns into a failure.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +13,8 @@ use std::task::{Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use glommio::{LocalExecutorBuilder, Placement};
+use flytrap_engine::Park;
+use flytrap_engine::runtime;
 
 const ROUNDS: u64 = 20_000;
 
@@ -29,36 +27,35 @@ struct Baton {
 }
 
 /// Runs `ROUNDS` hand-overs: the task waits for round `i`, the foreign thread releases it
-/// after a pause of 0 to ~150 µs (so the executor is spinning, about to sleep or asleep)
-/// and wakes the task from its own thread. Panics if the task has not finished every round
+/// after a pause of 0 to ~150 µs (so the shard is spinning, about to sleep or asleep) and
+/// wakes the task from its own thread. Each round counts as an arrival, so a shard that
+/// spins does so while it waits. Panics if the task has not finished every round
 /// by the deadline.
-fn hand_over(builder: LocalExecutorBuilder) {
+fn hand_over(cpu: Option<usize>, park: Park) {
     let baton = Arc::new(Baton::default());
     let (done_tx, done_rx) = mpsc::channel();
     let task_baton = baton.clone();
-    let executor = builder
-        .name("foreign-wake")
-        .io_memory(64 << 10)
-        .spawn(move || async move {
-            for round in 1..=ROUNDS {
-                poll_fn(|cx| {
-                    if task_baton.released.load(Ordering::Acquire) >= round {
-                        return Poll::Ready(());
-                    }
-                    *task_baton.waker.lock().unwrap() = Some((round, cx.waker().clone()));
-                    // Released between the first look and the waker being left: no wake
-                    // will come for it, so look again.
-                    if task_baton.released.load(Ordering::Acquire) >= round {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                })
-                .await;
-            }
-            done_tx.send(()).unwrap();
-        })
-        .expect("executor starts");
+    let executor = runtime::spawn("foreign-wake".into(), cpu, park, move || async move {
+        for round in 1..=ROUNDS {
+            runtime::arrived();
+            poll_fn(|cx| {
+                if task_baton.released.load(Ordering::Acquire) >= round {
+                    return Poll::Ready(());
+                }
+                *task_baton.waker.lock().unwrap() = Some((round, cx.waker().clone()));
+                // Released between the first look and the waker being left: no wake
+                // will come for it, so look again.
+                if task_baton.released.load(Ordering::Acquire) >= round {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+        done_tx.send(()).unwrap();
+    })
+    .expect("the shard starts");
 
     let foreign = thread::spawn(move || {
         for round in 1..=ROUNDS {
@@ -85,18 +82,21 @@ fn hand_over(builder: LocalExecutorBuilder) {
         .recv_timeout(Duration::from_secs(120))
         .expect("the task finished every round: no wake-up from the other thread was lost");
     foreign.join().unwrap();
-    executor.join().unwrap();
+    executor.join().expect("the shard ran to its end");
 }
 
 #[test]
 fn wakes_from_another_thread_reach_a_sleeping_shard() {
-    hand_over(LocalExecutorBuilder::new(Placement::Unbound));
+    hand_over(None, Park::Sleep);
 }
 
 #[test]
 fn wakes_from_another_thread_reach_a_spinning_shard() {
-    // Pinned, as a shard that spins is; the engine's default adaptive spin.
-    let builder =
-        LocalExecutorBuilder::new(Placement::Fixed(0)).spin_adaptive(Duration::from_micros(50));
-    hand_over(builder);
+    // Pinned, and the engine's default adaptive spin.
+    hand_over(Some(runtime::allowed_cpus()[0]), Park::default());
+}
+
+#[test]
+fn wakes_from_another_thread_reach_a_shard_that_always_spins() {
+    hand_over(None, Park::Spin(Duration::from_micros(200)));
 }

@@ -15,10 +15,10 @@ use flytrap_proto::{
     Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, Version,
     encode_properties,
 };
-use futures_lite::AsyncWriteExt;
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::sync::Semaphore;
-use glommio::timer::sleep;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{self, Receiver, Sender};
+use tokio::time::sleep;
 
 use crate::cli::AuthScheme;
 use crate::identity::{Credentials, Identity};
@@ -53,7 +53,7 @@ pub async fn sleep_until(at: Instant) {
     }
 }
 
-type Conn = Stream<futures_rustls::client::TlsStream<glommio::net::TcpStream>>;
+type Conn = flytrap_engine::io::BrokerStream;
 
 /// State the driver and the reader share.
 struct Shared {
@@ -141,31 +141,29 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
     let shared = Rc::new(Shared {
         inflight: RefCell::new(HashMap::new()),
         window: Semaphore::new(match plan.publish.as_ref().map(|p| p.pacing) {
-            Some(Pacing::Closed { inflight }) => u64::from(inflight),
+            Some(Pacing::Closed { inflight }) => usize::from(inflight),
             _ => 0,
         }),
         closed: Cell::new(false),
         closing: Cell::new(false),
     });
-    let (suback_tx, suback_rx) = local_channel::new_bounded(4);
-    let reading = glommio::spawn_local(read_loop(
+    let (suback_tx, suback_rx) = mpsc::channel(4);
+    let reading = tokio::task::spawn_local(read_loop(
         shard.clone(),
         k,
         rx,
         writer.clone(),
         shared.clone(),
         suback_tx,
-    ))
-    .detach();
+    ));
     // MQTT keep-alive: a PINGREQ every keep-alive period, or the server closes the connection
     // after 1.5 periods of silence (clients wait through long ramps before they publish).
     let pinging = (plan.keep_alive > 0).then(|| {
-        glommio::spawn_local(ping_loop(
+        tokio::task::spawn_local(ping_loop(
             Duration::from_secs(u64::from(plan.keep_alive)),
             writer.clone(),
             shared.clone(),
         ))
-        .detach()
     });
 
     let mut driver = Driver {
@@ -192,7 +190,7 @@ pub(crate) async fn run(shard: Rc<Shard>, k: u64) {
         let _ = within(plan.timeout, writer.send(&out)).await;
     }
     if let Some(p) = pinging {
-        p.cancel();
+        p.abort();
     }
     writer.close().await;
     let _ = within(plan.timeout, reading).await;
@@ -463,7 +461,7 @@ async fn read_loop(
     mut rx: Rx,
     writer: Writer<Conn>,
     shared: Rc<Shared>,
-    subacks: LocalSender<(u16, u8)>,
+    subacks: Sender<(u16, u8)>,
 ) {
     let version = rx.version;
     let expect = shard.plan.expect_puback();
@@ -574,7 +572,7 @@ fn finish(shard: &Shard, k: u64, shared: &Shared, id: u16, code: u8, kind: AckKi
         }
     }
     shard.progress.acked();
-    shared.window.signal(1);
+    shared.window.add_permits(1);
 }
 
 /// A delivery: end-to-end latency from the publisher's scheduled time in the payload.
@@ -606,7 +604,7 @@ struct Driver {
     k: u64,
     writer: Writer<Conn>,
     shared: Rc<Shared>,
-    subacks: LocalReceiver<(u16, u8)>,
+    subacks: Receiver<(u16, u8)>,
     next_id: u16,
 }
 
@@ -735,10 +733,11 @@ impl Driver {
                     // Closed loop is QoS 1 or 2 (the plan refuses QoS 0 without a rate): a
                     // unit of the window per message, given back by its final ack.
                     let left = end.saturating_duration_since(Instant::now());
-                    match within(left, self.shared.window.acquire(1)).await {
+                    match within(left, self.shared.window.acquire()).await {
                         None => break,
                         Some(Err(_)) => return Err("closed by server while publishing".into()),
-                        Some(Ok(())) => {}
+                        // Given back by the final ack ([`finish`]), not by a drop.
+                        Some(Ok(permit)) => permit.forget(),
                     }
                     Instant::now()
                 }

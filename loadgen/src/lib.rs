@@ -3,7 +3,7 @@
 //!
 //! - [`cli`]: the command line; [`plan`]: the validated run and its schedule;
 //! - [`identity`]: per-client keys from a seed, SPEC §1 credentials;
-//! - [`shard`]: one glommio executor per CPU; [`client`]: one connection's driver and reader;
+//! - [`shard`]: one runtime thread per CPU; [`client`]: one connection's driver and reader;
 //! - [`stats`]: histograms and counters; [`output`] and [`plot`]: `.hgrm`, JSON, SVG;
 //! - [`workers`]: several processes, one merged report.
 //!

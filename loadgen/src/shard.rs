@@ -1,4 +1,4 @@
-//! Thread per core: one glommio executor per CPU, each running its share of the clients with
+//! Thread per core: one runtime thread per CPU ([`flytrap_engine::runtime`]), each running its share of the clients with
 //! its own counters, merged when all are done.
 
 use std::cell::RefCell;
@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::client;
 use crate::plan::{Plan, unix_ns};
@@ -73,7 +72,7 @@ pub(crate) struct Shard {
     pub(crate) progress: Arc<Progress>,
     pub(crate) sources: flytrap_engine::upstream::SourcePool,
     pub(crate) tls: Option<(
-        futures_rustls::TlsConnector,
+        tokio_rustls::TlsConnector,
         rustls::pki_types::ServerName<'static>,
     )>,
     /// The instant of the plan's origin (`epoch_ns`) on this machine's monotonic clock.
@@ -128,11 +127,11 @@ pub fn run(plan: Arc<Plan>, progress: Arc<Progress>) -> anyhow::Result<Stats> {
             Some((config, name))
         }
     };
-    let placements: Vec<Placement> = if plan.cores.is_empty() {
+    let placements: Vec<Option<usize>> = if plan.cores.is_empty() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (0..n).map(|_| Placement::Unbound).collect()
+        vec![None; n]
     } else {
-        plan.cores.iter().map(|&c| Placement::Fixed(c)).collect()
+        plan.cores.iter().map(|&c| Some(c)).collect()
     };
     let shards = placements.len();
     let mine: Vec<u64> = plan.my_clients().collect();
@@ -145,16 +144,18 @@ pub fn run(plan: Arc<Plan>, progress: Arc<Progress>) -> anyhow::Result<Stats> {
         let tls = tls.clone();
         // Round-robin over shards in connect order, so every shard connects at the same pace.
         let clients: Vec<u64> = mine.iter().copied().skip(s).step_by(shards).collect();
-        let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("loadgen-{s}"))
-            .io_memory(64 << 10)
-            .spawn(move || async move {
+        // The client sleeps between events: the latency it measures includes no spin of its own.
+        let handle = flytrap_engine::runtime::spawn(
+            format!("loadgen-{s}"),
+            placement,
+            flytrap_engine::Park::Sleep,
+            move || async move {
                 let shard = Rc::new(Shard {
                     sources: flytrap_engine::upstream::SourcePool::new(
                         plan.sources.clone(),
                         s + plan.worker_index as usize * shards,
                     ),
-                    tls: tls.map(|(c, n)| (futures_rustls::TlsConnector::from(c), n)),
+                    tls: tls.map(|(c, n)| (tokio_rustls::TlsConnector::from(c), n)),
                     stats: RefCell::new(Stats::new()),
                     plan,
                     progress,
@@ -164,21 +165,22 @@ pub fn run(plan: Arc<Plan>, progress: Arc<Progress>) -> anyhow::Result<Stats> {
                 let mut tasks = Vec::with_capacity(clients.len());
                 for k in clients {
                     client::sleep_until(origin + shard.plan.connect_at(k)).await;
-                    tasks.push(glommio::spawn_local(client::run(shard.clone(), k)).detach());
+                    tasks.push(tokio::task::spawn_local(client::run(shard.clone(), k)));
                 }
                 for t in tasks {
-                    t.await;
+                    let _ = t.await;
                 }
                 shard.stats.borrow().clone()
-            })
-            .map_err(|e| anyhow::anyhow!("cannot start an executor (io_uring, memlock): {e}"))?;
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start a client thread: {e}"))?;
         handles.push(handle);
     }
     let mut total = Stats::new();
     for h in handles {
         let stats = h
             .join()
-            .map_err(|e| anyhow::anyhow!("an executor failed: {e:?}"))?;
+            .ok_or_else(|| anyhow::anyhow!("a client thread failed"))?;
         total.merge(&stats);
     }
     Ok(total)

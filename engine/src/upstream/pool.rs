@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::sync::{Semaphore, StaticPermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::BrokerPoolConfig;
 use crate::io::{BrokerStream, Stream};
@@ -106,7 +106,7 @@ struct Idle {
 /// One CONNECT in flight to a broker (see [`BrokerPool::get`]); dropped at its CONNACK.
 #[derive(Debug)]
 pub struct Pending {
-    _permit: Option<StaticPermit>,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// One broker address's share of the pool.
@@ -118,7 +118,7 @@ struct Slot {
     dialing: Cell<usize>,
     rate: Cell<RateEstimate>,
     /// CONNECTs in flight to this broker (`broker_max_pending`), `None` when unbounded.
-    pending: Option<Rc<Semaphore>>,
+    pending: Option<Arc<Semaphore>>,
     failures: Cell<u32>,
     retry_at: Cell<Option<Instant>>,
 }
@@ -153,7 +153,7 @@ impl BrokerPool {
                     idle: RefCell::new(VecDeque::new()),
                     dialing: Cell::new(0),
                     rate: Cell::new(RateEstimate::default()),
-                    pending: (max_pending > 0).then(|| Rc::new(Semaphore::new(max_pending as u64))),
+                    pending: (max_pending > 0).then(|| Arc::new(Semaphore::new(max_pending))),
                     failures: Cell::new(0),
                     retry_at: Cell::new(None),
                 })
@@ -182,11 +182,10 @@ impl BrokerPool {
         // slot within the timeout, but a queue behind it could otherwise wait for minutes.
         let pending = match &self.slots[i].pending {
             Some(s) => Pending {
-                _permit: glommio::timer::timeout(self.dialer.timeout, async {
-                    Ok(s.acquire_static_permit(1).await.ok())
-                })
-                .await
-                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?,
+                _permit: tokio::time::timeout(self.dialer.timeout, s.clone().acquire_owned())
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+                    .ok(),
             },
             None => Pending { _permit: None },
         };
@@ -257,13 +256,8 @@ impl BrokerPool {
             }
             slot.dialing.set(slot.dialing.get() + 1);
             let pool = self.clone();
-            // glommio runs a spawned task at once, up to its first wait: the yield puts the
-            // dial after what the caller does before it next waits (the CONNACK's relay).
-            glommio::spawn_local(async move {
-                futures_lite::future::yield_now().await;
-                pool.dial_into(i).await
-            })
-            .detach();
+            // A spawned task runs after the caller next waits (the CONNACK's relay).
+            tokio::task::spawn_local(pool.dial_into(i));
         }
     }
 
@@ -323,7 +317,7 @@ impl BrokerPool {
                 self.refill(i);
             }
             self.publish_ready();
-            glommio::timer::sleep(TICK).await;
+            tokio::time::sleep(TICK).await;
         }
     }
 
