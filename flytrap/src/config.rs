@@ -36,18 +36,16 @@ pub struct Engine {
     pub cores: usize,
     /// Busy-poll up to this many microseconds before an idle shard sleeps (0 = never; an
     /// addition to SPEC §6). Polling instead of sleeping saves the wake-up a loopback round
-    /// trip otherwise pays per packet (see BENCHMARKS.md). Unset: 50 when the process is
-    /// confined to fewer CPUs than are online (`taskset`, a cpuset), else 0 (`serve::park`).
+    /// trip otherwise pays per packet (see BENCHMARKS.md). Unset: 50 (`serve::park`).
     pub spin_us: Option<u64>,
-    /// Poll only while events keep arriving within `spin_us` (a shard that went idle sleeps
-    /// at once), yielding the CPU to any thread ready to run on it; `false` polls the full
-    /// `spin_us` every time.
+    /// Poll for up to `spin_us` after each arrival (bytes read, a connection accepted),
+    /// yielding the CPU on every turn and sleeping as soon as another thread took it;
+    /// `false` polls the full `spin_us` after each arrival, yielding nothing.
     pub spin_adaptive: bool,
     /// Pin each shard's thread to one CPU (an addition to SPEC §6). Unset: pin when the
     /// shards (of all worker processes) cover every CPU the process may use, one each;
     /// with fewer shards than CPUs the kernel places and moves them, so that a proxy sharing
-    /// the CPUs with its broker and clients runs beside whichever it is talking to. An
-    /// unpinned shard never spins before it sleeps (glommio spins only when pinned). See
+    /// the CPUs with its broker and clients runs beside whichever it is talking to. See
     /// BENCHMARKS.md, "Pinned or placed by the kernel".
     pub pin: Option<bool>,
 }
@@ -426,42 +424,18 @@ mod tests {
     }
 
     #[test]
-    fn shards_spin_by_default_only_when_confined() {
+    fn shards_spin_adaptively_by_default() {
         use flytrap_engine::Park;
         use std::time::Duration;
-        let park = |text: &str, allowed, online| {
-            crate::serve::park(&parse(text, []).unwrap(), allowed, online)
-        };
+        let park = |text: &str| crate::serve::park(&parse(text, []).unwrap());
         let us = Duration::from_micros;
-        assert_eq!(park("", 2, 2), Park::Sleep, "free to use every CPU");
+        assert_eq!(park(""), Park::Adaptive(us(50)));
+        assert_eq!(park("[engine]\nspin_us = 20\n"), Park::Adaptive(us(20)));
+        assert_eq!(park("[engine]\nspin_us = 0\n"), Park::Sleep);
         assert_eq!(
-            park("", 1, 2),
-            Park::Adaptive(us(50)),
-            "confined by taskset"
-        );
-        assert_eq!(
-            park("[engine]\nspin_us = 20\n", 2, 2),
-            Park::Adaptive(us(20))
-        );
-        assert_eq!(park("[engine]\nspin_us = 0\n", 1, 2), Park::Sleep);
-        assert_eq!(
-            park("[engine]\nspin_us = 30\nspin_adaptive = false\n", 4, 4),
+            park("[engine]\nspin_us = 30\nspin_adaptive = false\n"),
             Park::Spin(us(30))
         );
-        assert_eq!(
-            park("", 2, 2),
-            park("", 1, 1),
-            "one CPU of one online is not confined"
-        );
-    }
-
-    #[test]
-    fn cpu_lists_are_read_as_the_kernel_writes_them() {
-        let parse = crate::serve::parse_cpu_list;
-        assert_eq!(parse("0-3,6,8-9\n"), [0, 1, 2, 3, 6, 8, 9]);
-        assert_eq!(parse("1"), [1]);
-        assert_eq!(parse(""), Vec::<usize>::new());
-        assert_eq!(parse("0-1,x,3"), [0, 1, 3], "a malformed part is skipped");
     }
 
     #[test]

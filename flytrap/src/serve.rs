@@ -51,13 +51,12 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         engine_config.pin = pin_shards(&config, engine_config.shards * w.count, allowed.len());
         metrics_listen = w.metrics_addr()?;
     }
-    // The defaults depend on the CPUs the process was given: say what they came to (glommio
-    // spins only on a pinned shard, so an unpinned one sleeps whatever `park` says).
+    // The defaults depend on the CPUs the process was given: say what they came to.
     tracing::info!(
         shards = engine_config.shards,
         cpus = ?engine_config.cpus,
         pinned = engine_config.pin,
-        park = ?if engine_config.pin { engine_config.park } else { Park::Sleep },
+        park = ?engine_config.park,
         "engine"
     );
     let plane = crate::plane::Plane::start(&config, worker)?;
@@ -108,26 +107,19 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// Whether shards are pinned: as configured, or when `total_shards` (over all worker
-/// processes) cover the `allowed` CPUs, one shard per CPU (glommio spins only on a pinned
-/// shard, and [`park`] says whether it does). With fewer shards than CPUs the broker and
-/// clients share them, and the kernel's placement beside them measured faster than a pinned,
-/// spinning shard.
+/// processes) cover the `allowed` CPUs, one shard per CPU. With fewer shards than CPUs the
+/// broker and clients share them, and the kernel's placement beside them measured faster
+/// than a pinned shard.
 fn pin_shards(c: &Config, total_shards: usize, allowed: usize) -> bool {
     c.engine.pin.unwrap_or(total_shards >= allowed)
 }
 
 /// What an idle shard does before it sleeps: `engine.spin_us` and `engine.spin_adaptive` as
-/// configured; unset, adaptive spinning for 50 µs when the process is confined to fewer CPUs
-/// than are online (`taskset`, a cpuset: whoever started it chose where it runs, and the spin
-/// yields to any thread placed beside it), else sleeping at once. A proxy free to run on every
-/// CPU shares them with whatever the kernel places there; a shard spinning on one of them
-/// holds a CPU the kernel would otherwise give to the broker or client it has just woken
-/// (BENCHMARKS.md, "Spinning only when confined").
-pub(crate) fn park(c: &Config, allowed: usize, online: usize) -> Park {
-    let spin_us = c
-        .engine
-        .spin_us
-        .unwrap_or(if allowed < online { 50 } else { 0 });
+/// configured; unset, adaptive spinning for 50 µs after each arrival, pinned or not. The spin
+/// yields the CPU on every turn and stops as soon as another thread took it, so a broker or
+/// client that shares the CPU runs first (BENCHMARKS.md, "tokio instead of glommio").
+pub(crate) fn park(c: &Config) -> Park {
+    let spin_us = c.engine.spin_us.unwrap_or(50);
     match (spin_us, c.engine.spin_adaptive) {
         (0, _) => Park::Sleep,
         (us, true) => Park::Adaptive(Duration::from_micros(us)),
@@ -135,33 +127,9 @@ pub(crate) fn park(c: &Config, allowed: usize, online: usize) -> Park {
     }
 }
 
-/// The CPUs this process may run on (`taskset`, cgroups), from `/proc/self/status`.
+/// The CPUs this process may run on (`taskset`, cgroups).
 pub fn allowed_cpus() -> Vec<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap_or("");
-    let cpus = parse_cpu_list(list);
-    if cpus.is_empty() { vec![0] } else { cpus }
-}
-
-/// How many CPUs are online, from `/sys/devices/system/cpu/online` (at least one).
-fn online_cpus() -> usize {
-    let list = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
-    parse_cpu_list(&list).len().max(1)
-}
-
-/// A kernel CPU list such as `0-3,6,8-9`; malformed parts are skipped.
-pub(crate) fn parse_cpu_list(list: &str) -> Vec<usize> {
-    let mut cpus = Vec::new();
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        if let (Ok(a), Ok(b)) = (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
-            cpus.extend(a..=b);
-        }
-    }
-    cpus
+    flytrap_engine::runtime::allowed_cpus()
 }
 
 /// The engine's settings from the config file. Shards run on the CPUs the process is allowed
@@ -215,7 +183,7 @@ pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
         connection_rate_per_ip: c.limits.connection_rate_per_ip,
         drain_timeout: Duration::from_secs(c.limits.drain_timeout_s),
         deny_disconnect: c.authz.deny_action == DenyAction::Disconnect,
-        park: park(c, allowed.len(), online_cpus()),
+        park: park(c),
         max_handshakes: c.limits.max_handshakes,
         listen_backlog: c.limits.listen_backlog,
     })
