@@ -143,13 +143,14 @@ start_flytrap() {
 }
 
 # build_uring_c SOURCE OUT: compiles a C benchmark (bench/uring-wake.c, bench/fwd.c) against
-# the liburing that glommio vendors, built once into $work.
+# Debian's liburing, installing liburing-dev when it is missing.
 build_uring_c() {
-  if [ ! -f "$work/liburing/src/liburing.a" ]; then
-    cp -r vendor/glommio/liburing "$work/liburing"
-    (cd "$work/liburing" && ./configure >/dev/null && make -C src -s -j2 liburing.a >/dev/null)
+  if [ ! -f /usr/include/liburing.h ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq --no-install-recommends liburing-dev >/dev/null
   fi
-  cc -O2 -Wall -o "$2" "$1" -I"$work/liburing/src/include" "$work/liburing/src/liburing.a"
+  cc -O2 -Wall -o "$2" "$1" -luring
 }
 
 # machine_txt FILE COMMAND PLACEMENT

@@ -2,7 +2,7 @@
 # io_uring's wake-up paths in a minimal C proxy (bench/uring-wake.c), next to epoll: does a
 # set-up flag (COOP_TASKRUN, SINGLE_ISSUER|DEFER_TASKRUN) or epoll's synchronous wake-ups
 # change a proxied round trip's latency, the proxy's CPU per round trip, or where the kernel
-# places the proxy? Builds the liburing that glommio vendors into a scratch directory.
+# places the proxy? Builds against Debian's liburing (liburing-dev).
 #
 #   bench/uring-wake.sh [ROUNDS] [ROUND_TRIPS]        (defaults 3, 10000)
 #

@@ -76,11 +76,6 @@ v=$(sys fs/nr_open)
 check "fs.nr_open" "$v" "$(at_least "$v" 1048576)" "per-process descriptor ceiling" \
   "sysctl -qw fs.nr_open=1048576"
 
-# io_uring registered memory: glommio needs a few hundred KiB per executor.
-memlock=$(ulimit -l)
-check "locked memory (ulimit -l, KiB)" "$memlock" "$( [ "$memlock" = unlimited ] && echo unlimited || at_least "$memlock" 8192)" \
-  "io_uring rings and buffers (CAP_IPC_LOCK lifts it)"
-
 # Loopback source addresses: on Linux all of 127.0.0.0/8 already routes to lo; adding them
 # as addresses is only needed in network namespaces or for clarity.
 if [ -n "$sources" ]; then
