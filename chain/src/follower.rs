@@ -43,7 +43,7 @@ pub enum Notice {
 }
 
 /// A subscription to invalidations. Runtime-agnostic: `recv().await` works on any executor
-/// (glommio shards included), `try_recv` never waits.
+/// (the engine's shards included), `try_recv` never waits.
 #[derive(Debug)]
 pub struct Invalidations {
     rx: broadcast::Receiver<Notice>,

@@ -2,8 +2,8 @@
 //! every conversation with the node, reached from any thread through bounded channels.
 //!
 //! Callers never block on the network: a request carries a one-shot reply channel
-//! (`tokio::sync::oneshot`, which needs no tokio runtime on the receiving side, so a glommio
-//! shard can `.await` it). On the chain thread run:
+//! (`tokio::sync::oneshot`, which needs no particular runtime on the receiving side, so an
+//! engine shard, on a tokio runtime of its own, can `.await` it). On the chain thread run:
 //! - the **check executor**: cold permission checks that arrive together are drained from
 //!   the channel (up to `max_batch`) into ONE `checkBatch` call; identical queries — in the same
 //!   batch or already in flight — are coalesced into one question whose answer goes to every

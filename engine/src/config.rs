@@ -39,7 +39,7 @@ impl Default for Park {
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Number of shards (executors), each on one CPU (pinned to it if `pin`).
+    /// Number of shards (runtime threads), each on one CPU (pinned to it if `pin`).
     pub shards: usize,
     /// CPUs to pin shards to, in order; empty = the first `shards` CPUs available.
     pub cpus: Vec<usize>,

@@ -204,22 +204,55 @@ mod tests {
         assert!(err.to_string().contains("CPU 1023"), "{err}");
     }
 
+    /// CPU time this thread has used.
+    fn thread_cpu() -> Duration {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a live timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+
     #[test]
-    fn the_spin_follows_arrivals_and_then_sleeps() {
-        // With a long spin, a task that waits on a timer still runs: the spin yields to it.
+    fn the_spin_stops_when_no_more_arrives() {
+        // One arrival, then 100 ms with nothing: a spin of 2 ms, then sleep. A spin that
+        // never stopped would use the whole 100 ms of CPU; the timer still fires.
         let shard = spawn(
             "test-shard".into(),
             None,
-            Park::Spin(Duration::from_millis(50)),
+            Park::Spin(Duration::from_millis(2)),
             || async {
                 arrived();
-                let t = Instant::now();
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                t.elapsed()
+                let (cpu, t) = (thread_cpu(), Instant::now());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                (thread_cpu() - cpu, t.elapsed())
             },
         )
         .unwrap();
-        let waited = shard.join().unwrap();
-        assert!(waited >= Duration::from_millis(5), "{waited:?}");
+        let (cpu, waited) = shard.join().unwrap();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert!(
+            cpu < Duration::from_millis(50),
+            "spun on while idle: {cpu:?}"
+        );
+    }
+
+    #[test]
+    fn the_spin_waits_for_arrivals_while_the_shard_idles() {
+        // Arrivals from a task of the shard itself wake the parked spinner each time; each
+        // task still runs to its end.
+        let shard = spawn("test-shard".into(), None, Park::default(), || async {
+            let mut done = 0;
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+                arrived();
+                done += 1;
+            }
+            done
+        })
+        .unwrap();
+        assert_eq!(shard.join(), Some(100));
     }
 }

@@ -50,7 +50,7 @@ pub enum EngineError {
     NoBroker,
     /// A shard's thread could not be started (or pinned).
     #[error("cannot start shard {shard}: {source}")]
-    Executor {
+    Shard {
         /// Shard index.
         shard: usize,
         /// The cause.
@@ -249,7 +249,7 @@ impl Engine {
                     run_shard(ctx, tcp_socket, tls_socket).await;
                 },
             )
-            .map_err(|source| EngineError::Executor { shard, source })?;
+            .map_err(|source| EngineError::Shard { shard, source })?;
             handles.push(handle);
         }
         Ok(Engine {

@@ -274,7 +274,7 @@ fn limits_per_ip_answer_with_server_busy() {
     assert_eq!(reason, Some(ReasonCode::SERVER_BUSY));
 }
 
-/// The peer address comes from the accept itself (patched glommio): per-IP limits must still
+/// The peer address comes from the accept itself (no getpeername): per-IP limits must still
 /// tell clients apart. Each source connects twice back to back, so that the shards find
 /// connections both waiting in their accept queues and arriving while they wait; which of
 /// the two a shard admits first is not fixed (two shards), only that one of them is refused.
