@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn shards_are_pinned_when_they_cover_the_cpus() {
-        let cpus = crate::serve::allowed_cpus().len();
+        let cpus = flytrap_engine::runtime::allowed_cpus().len();
         let pin = |text: &str| {
             crate::serve::engine_config(&parse(text, []).unwrap())
                 .unwrap()

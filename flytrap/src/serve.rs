@@ -41,7 +41,7 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let mut engine_config = engine_config(&config)?;
     let mut metrics_listen = config.metrics.listen;
     if let Some(w) = worker {
-        let allowed = allowed_cpus();
+        let allowed = flytrap_engine::runtime::allowed_cpus();
         engine_config.cpus = w
             .cpus(allowed.len(), config.engine.cores)
             .into_iter()
@@ -127,16 +127,11 @@ pub(crate) fn park(c: &Config) -> Park {
     }
 }
 
-/// The CPUs this process may run on (`taskset`, cgroups).
-pub fn allowed_cpus() -> Vec<usize> {
-    flytrap_engine::runtime::allowed_cpus()
-}
-
 /// The engine's settings from the config file. Shards run on the CPUs the process is allowed
 /// (so `taskset -c 1 flytrap serve` runs on CPU 1), `engine.cores` of them at most, pinned
 /// as [`pin_shards`] says.
 pub fn engine_config(c: &Config) -> anyhow::Result<EngineConfig> {
-    let allowed = allowed_cpus();
+    let allowed = flytrap_engine::runtime::allowed_cpus();
     let cpus: Vec<usize> = if c.engine.cores > 0 {
         (0..c.engine.cores)
             .map(|i| allowed[i % allowed.len()])
