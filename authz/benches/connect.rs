@@ -11,7 +11,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use flytrap_authz::challenge::{Challenge, ChallengeConfig, METHOD};
-use flytrap_authz::identity::{Verifier, parse_signature, personal_sign_hash};
+use flytrap_authz::identity::{
+    Verifier, parse_address, parse_signature, personal_sign_hash, signed_message,
+    signed_message_hash,
+};
 use flytrap_proto::{
     Auth, Connect, Packet, Properties, Property, PropertyContext, ReasonCode, Version,
     encode_properties,
@@ -38,6 +41,29 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             secp.recover_ecdsa(Message::from_digest(black_box(hash)), black_box(&rsig))
                 .unwrap()
+        })
+    });
+
+    // The signed message's hash, built as a string and hashed, or hashed as it is written
+    // (what the verifier does).
+    let address = parse_address(ADDRESS).unwrap();
+    g.bench_function("message hash, formatted", |b| {
+        b.iter(|| {
+            let m = signed_message(
+                black_box(&address),
+                black_box("sensor-1"),
+                Some(1_700_000_000),
+            );
+            personal_sign_hash(m.as_bytes())
+        })
+    });
+    g.bench_function("message hash, streamed", |b| {
+        b.iter(|| {
+            signed_message_hash(
+                black_box(&address),
+                black_box("sensor-1"),
+                Some(1_700_000_000),
+            )
         })
     });
 

@@ -122,13 +122,21 @@ pub fn parse_address(s: &str) -> Result<Address, IdentityError> {
 
 /// `0x` + lowercase hex.
 pub fn lower_hex(address: &Address) -> String {
-    let mut s = String::with_capacity(42);
-    s.push_str("0x");
-    for b in address {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0x0f)]));
+    lower_hex_bytes(address)
+        .iter()
+        .map(|&b| char::from(b))
+        .collect()
+}
+
+/// `0x` + lowercase hex, without allocating.
+fn lower_hex_bytes(address: &Address) -> [u8; 42] {
+    let mut hex = [0u8; 42];
+    hex[..2].copy_from_slice(b"0x");
+    for (pair, b) in hex[2..].chunks_exact_mut(2).zip(address) {
+        pair[0] = HEX_LOWER[usize::from(b >> 4)];
+        pair[1] = HEX_LOWER[usize::from(b & 0x0f)];
     }
-    s
+    hex
 }
 
 /// `0x` + hex with the EIP-55 checksum (mixed case), as wallets show an address.
@@ -164,12 +172,19 @@ pub fn parse_signature(s: &str) -> Result<[u8; 65], IdentityError> {
 pub fn credentials(connect: &Connect<'_>) -> Result<Credentials, IdentityError> {
     let (address, signature, timestamp) = match connect.version {
         Version::V5 => {
-            let p = &connect.properties;
-            (
-                p.user_property("flytrap-address"),
-                p.user_property("flytrap-signature"),
-                p.user_property("flytrap-timestamp"),
-            )
+            // One pass over the properties; the first of each name counts, as with
+            // `user_property`.
+            let (mut address, mut signature, mut timestamp) = (None, None, None);
+            for (name, value) in connect.properties.user_properties() {
+                let slot = match name {
+                    "flytrap-address" => &mut address,
+                    "flytrap-signature" => &mut signature,
+                    "flytrap-timestamp" => &mut timestamp,
+                    _ => continue,
+                };
+                slot.get_or_insert(value);
+            }
+            (address, signature, timestamp)
         }
         Version::V311 => {
             let password = connect
@@ -202,11 +217,16 @@ pub fn credentials(connect: &Connect<'_>) -> Result<Credentials, IdentityError> 
     })
 }
 
+/// What EIP-191 `personal_sign` puts before the message's decimal length.
+const PERSONAL_SIGN_PREFIX: &[u8] = b"\x19Ethereum Signed Message:\n";
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
 /// The EIP-191 `personal_sign` hash of `message`.
 pub fn personal_sign_hash(message: &[u8]) -> [u8; 32] {
     let mut h = Keccak256::new();
-    h.update(b"\x19Ethereum Signed Message:\n");
-    h.update(message.len().to_string().as_bytes());
+    h.update(PERSONAL_SIGN_PREFIX);
+    h.update(itoa::Buffer::new().format(message.len()).as_bytes());
     h.update(message);
     h.finalize().into()
 }
@@ -217,6 +237,34 @@ pub fn signed_message(address: &Address, client_id: &str, timestamp: Option<u64>
         Some(t) => format!("flytrap-connect:{}:{client_id}:{t}", lower_hex(address)),
         None => lower_hex(address),
     }
+}
+
+/// `personal_sign_hash(signed_message(..))`, hashed as it is written: the CONNECT path builds
+/// no string and runs no `fmt` code for it (its cold cost on a lone CONNECT, BENCHMARKS.md).
+pub fn signed_message_hash(address: &Address, client_id: &str, timestamp: Option<u64>) -> [u8; 32] {
+    const CONNECT: &[u8] = b"flytrap-connect:";
+    let hex = lower_hex_bytes(address);
+    let mut ts = itoa::Buffer::new();
+    let ts = timestamp.map(|t| ts.format(t).as_bytes());
+    let len = match ts {
+        Some(ts) => CONNECT.len() + hex.len() + 1 + client_id.len() + 1 + ts.len(),
+        None => hex.len(),
+    };
+    let mut h = Keccak256::new();
+    h.update(PERSONAL_SIGN_PREFIX);
+    h.update(itoa::Buffer::new().format(len).as_bytes());
+    match ts {
+        Some(ts) => {
+            h.update(CONNECT);
+            h.update(hex);
+            h.update(b":");
+            h.update(client_id.as_bytes());
+            h.update(b":");
+            h.update(ts);
+        }
+        None => h.update(hex),
+    }
+    h.finalize().into()
 }
 
 /// Checks CONNECT signatures. One per shard: the libsecp256k1 context and the known keys are
@@ -253,8 +301,7 @@ impl Verifier {
             }
             _ => {}
         }
-        let message = signed_message(&c.address, connect.client_id, c.timestamp);
-        let hash = personal_sign_hash(message.as_bytes());
+        let hash = signed_message_hash(&c.address, connect.client_id, c.timestamp);
         self.check(&hash, &c.signature, &c.address)?;
         Ok(Identity {
             address: c.address,

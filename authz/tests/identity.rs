@@ -2,7 +2,8 @@
 //! (`spec-vectors.json`, made with eth-account; a copy of `../shared/spec-vectors.json`).
 
 use flytrap_authz::identity::{
-    IdentityError, Verifier, lower_hex, personal_sign_hash, signed_message,
+    IdentityError, Verifier, credentials, lower_hex, personal_sign_hash, signed_message,
+    signed_message_hash,
 };
 use flytrap_proto::{Connect, Properties, Property, PropertyContext, Version, encode_properties};
 use serde_json::Value;
@@ -236,4 +237,77 @@ fn window_and_malformed_credentials() {
         let c = v5_connect(&mut raw, "sensor-1", &props);
         assert_eq!(verifier.verify(&c, ts), Err(err), "{props:?}");
     }
+}
+
+/// The verifier hashes the signed message as it writes it; that must be the hash of the
+/// message `signed_message` spells, for empty, long (past keccak's 136-byte block) and
+/// non-ASCII client identifiers, every timestamp width, and the static scheme.
+#[test]
+fn the_streamed_hash_is_the_hash_of_the_message() {
+    let long = "x".repeat(300);
+    let addresses = [
+        [0u8; 20],
+        [0xab; 20],
+        *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xf0\xf1\xf2\xf3\xf4\xf5\xf6\xf7\xf8\xff",
+    ];
+    for address in &addresses {
+        for client_id in [
+            "",
+            "a",
+            "bench-conn-4242-flytrap-warm-17",
+            "désolé-🦀",
+            &long,
+        ] {
+            for timestamp in [
+                Some(0),
+                Some(9),
+                Some(10),
+                Some(1_765_000_000),
+                Some(u64::MAX),
+                None,
+            ] {
+                assert_eq!(
+                    signed_message_hash(address, client_id, timestamp),
+                    personal_sign_hash(signed_message(address, client_id, timestamp).as_bytes()),
+                    "{client_id:?} {timestamp:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The first property of each credential name counts, whatever follows it.
+#[test]
+fn the_first_of_each_credential_property_counts() {
+    let address = "0x00000000000000000000000000000000000000aa";
+    let signature = format!("0x{}1b", "11".repeat(64));
+    let mut raw = Vec::new();
+    let connect = v5_connect(
+        &mut raw,
+        "c",
+        &[
+            ("flytrap-timestamp", "17"),
+            ("flytrap-address", address),
+            ("other", "x"),
+            ("flytrap-address", "junk"),
+            ("flytrap-signature", &signature),
+            ("flytrap-timestamp", "junk"),
+        ],
+    );
+    let c = credentials(&connect).unwrap();
+    assert_eq!(lower_hex(&c.address), address);
+    assert_eq!(c.timestamp, Some(17));
+    assert_eq!(c.signature[64], 0);
+
+    let mut raw = Vec::new();
+    let connect = v5_connect(
+        &mut raw,
+        "c",
+        &[
+            ("flytrap-address", "junk"),
+            ("flytrap-address", address),
+            ("flytrap-signature", &signature),
+        ],
+    );
+    assert_eq!(credentials(&connect), Err(IdentityError::MalformedAddress));
 }
