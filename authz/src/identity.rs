@@ -224,11 +224,17 @@ const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 
 /// The EIP-191 `personal_sign` hash of `message`.
 pub fn personal_sign_hash(message: &[u8]) -> [u8; 32] {
-    let mut h = Keccak256::new();
-    h.update(PERSONAL_SIGN_PREFIX);
-    h.update(itoa::Buffer::new().format(message.len()).as_bytes());
+    let mut h = personal_sign_hasher(message.len());
     h.update(message);
     h.finalize().into()
+}
+
+/// A keccak that has taken EIP-191's framing of a `len`-byte message; the message is next.
+fn personal_sign_hasher(len: usize) -> Keccak256 {
+    let mut h = Keccak256::new();
+    h.update(PERSONAL_SIGN_PREFIX);
+    h.update(itoa::Buffer::new().format(len).as_bytes());
+    h
 }
 
 /// The signed message of SPEC §1 for these credentials.
@@ -250,9 +256,7 @@ pub fn signed_message_hash(address: &Address, client_id: &str, timestamp: Option
         Some(ts) => CONNECT.len() + hex.len() + 1 + client_id.len() + 1 + ts.len(),
         None => hex.len(),
     };
-    let mut h = Keccak256::new();
-    h.update(PERSONAL_SIGN_PREFIX);
-    h.update(itoa::Buffer::new().format(len).as_bytes());
+    let mut h = personal_sign_hasher(len);
     match ts {
         Some(ts) => {
             h.update(CONNECT);
